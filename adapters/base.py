@@ -1,0 +1,89 @@
+"""What every platform adapter offers the gateway (inbound) and the workers (outbound).
+
+An adapter knows its platform and the Envelope, nothing of the stack:
+
+- inbound, it turns platform events into ``Envelope`` objects and hands each to ``admit``
+  (the gateway's admission: validate, dedupe, limit, enqueue), which says what happened;
+- outbound, its ``Sender`` turns a ``Reply`` into platform API calls (split, format, thread)
+  and returns the platform ids of what it sent. Senders are REST-only so that a worker on any
+  machine can send without holding a platform connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from gateway.envelope import Envelope, Reply
+
+__all__ = ["AdapterState", "Admission", "Admit", "AdmitResult", "Health", "PlatformAdapter", "SendError", "Sender"]
+
+
+class Admission(StrEnum):
+    """The gateway's decision about one inbound message; every value except QUEUED is recorded with a reason."""
+
+    QUEUED = "queued"
+    DUPLICATE = "duplicate"
+    RATE_LIMITED = "rate_limited"
+    BLOCKED = "blocked"
+    REJECTED = "rejected"  # invalid: too long, too many attachments, bad envelope
+
+
+@dataclass(slots=True)
+class AdmitResult:
+    decision: Admission
+    reason: str = ""
+    notice: str | None = None  # text the adapter may show the user right away (a rate-limit notice)
+
+
+Admit = Callable[[Envelope], Awaitable[AdmitResult]]
+
+
+class AdapterState(StrEnum):
+    DISABLED = "disabled"  # no token configured
+    STARTING = "starting"
+    CONNECTED = "connected"
+    RETRYING = "retrying"  # lost or refused; backing off before the next attempt
+    FAILED = "failed"  # gave up: bad token
+
+
+@dataclass(slots=True)
+class Health:
+    state: AdapterState
+    detail: str = ""
+    since: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class PlatformAdapter(Protocol):
+    """The inbound half: a long-running connection (gateway websocket, long polling, socket mode) or webhooks."""
+
+    platform: str
+
+    async def start(self, admit: Admit) -> None:
+        """Connect and keep connected (with backoff) until ``stop``; never raises for a platform outage."""
+
+    async def stop(self) -> None: ...
+
+    def health(self) -> Health: ...
+
+
+class SendError(Exception):
+    """A reply that could not be delivered; ``retry_after`` is set when the platform asked us to wait."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+class Sender(Protocol):
+    """The outbound half, used by workers: REST calls only."""
+
+    platform: str
+
+    async def send(self, reply: Reply) -> list[str]: ...
+
+    async def aclose(self) -> None: ...
