@@ -70,7 +70,12 @@ class Settings(PatchbaySettings):
 
     @property
     def redis_socket(self) -> Path:
-        return self.data_dir / "redis.sock"
+        return self.data_dir.resolve() / "redis.sock"
+
+    @property
+    def effective_redis_url(self) -> str:
+        """``REDIS_URL``, or the embedded server's socket that `patchbay run` starts in ``data_dir``."""
+        return self.redis_url or f"unix://{self.redis_socket}"
 
     @property
     def sqlalchemy_url(self) -> str:
