@@ -8,15 +8,26 @@ so that shutting it down is explicit.
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import redis
 
-__all__ = ["EmbeddedRedis", "celery_url", "redis_py_url"]
+__all__ = ["EmbeddedRedis", "celery_url", "die_with_parent", "redis_py_url"]
 
 log = logging.getLogger(__name__)
+
+
+def die_with_parent() -> None:
+    """In a child before exec: have Linux send SIGTERM to it when its parent dies (no-op elsewhere)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _server_binary() -> str:
@@ -57,7 +68,11 @@ class EmbeddedRedis:
             args += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "60 1"]
         else:
             args += ["--appendonly", "no", "--save", ""]
-        self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        # Its own session keeps Ctrl-C away from it (we shut it down last, after the workers);
+        # die_with_parent ends it even if we are killed outright, so no orphan server is left behind.
+        self._process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

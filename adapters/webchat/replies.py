@@ -1,0 +1,92 @@
+"""Gateway side of the web chat: wait for the reply to one message without a Redis connection per request.
+
+One pub/sub subscription per gateway process feeds a dict of futures keyed by message key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+
+from redis.asyncio import Redis
+
+from adapters.webchat.outbound import REPLY_CHANNEL, reply_key
+from gateway.envelope import Reply, parse_reply
+
+__all__ = ["ReplyWaiter"]
+
+log = logging.getLogger(__name__)
+
+
+class ReplyWaiter:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._waiting: dict[str, asyncio.Future[Reply]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="webchat-replies")
+        await asyncio.wait_for(self._subscribed.wait(), timeout=10)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def expect(self, message_key: str) -> asyncio.Future[Reply]:
+        """Register interest *before* enqueuing, so a fast reply cannot be missed."""
+        future = self._waiting.get(message_key)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._waiting[message_key] = future
+        return future
+
+    def forget(self, message_key: str) -> None:
+        self._waiting.pop(message_key, None)
+
+    async def wait(self, message_key: str, timeout_s: float) -> Reply | None:
+        future = self.expect(message_key)
+        try:
+            stored = await self.fetch(message_key)  # already answered (a resend of a handled message)
+            if stored is not None:
+                return stored
+            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError:
+            return None
+        finally:
+            self.forget(message_key)
+
+    async def fetch(self, message_key: str) -> Reply | None:
+        raw = await self.redis.get(reply_key(message_key))
+        return parse_reply(json.loads(raw)) if raw else None
+
+    async def _listen(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(REPLY_CHANNEL)
+                    self._subscribed.set()
+                    delay = 0.5
+                    async for message in pubsub.listen():
+                        self._deliver(message.get("data"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("web chat reply subscription lost (%r); resubscribing in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    def _deliver(self, data: object) -> None:
+        try:
+            reply = parse_reply(json.loads(data))  # type: ignore[arg-type]
+        except Exception as exc:
+            log.error("malformed web chat reply on %s: %r", REPLY_CHANNEL, exc)
+            return
+        future = self._waiting.get(reply.in_reply_to_key)
+        if future is not None and not future.done():
+            future.set_result(reply)

@@ -1,0 +1,145 @@
+"""The gateway's HTTP app: web chat, platform webhooks, health, metrics, admin and dashboard.
+
+``create_app`` wires the parts explicitly, Starlette-style: each router is built by the package
+that owns it and mounted here; the lifespan starts and stops what runs beside the server
+(the reply subscription, the platform connections, the analytics writer).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from adapters.base import AdmitResult, PlatformAdapter
+from adapters.webchat import ReplyWaiter
+from adapters.webchat.routes import build_webchat_router
+from gateway.admission import Admitter
+from gateway.embedded_redis import redis_py_url
+from gateway.envelope import Envelope
+from gateway.settings import Settings
+from workers.app import make_celery
+from workers.pipeline import HEARTBEAT_PREFIX
+
+__all__ = ["GatewayState", "create_app"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GatewayState:
+    settings: Settings
+    redis: Redis
+    admitter: Admitter
+    waiter: ReplyWaiter
+    adapters: list[PlatformAdapter] = field(default_factory=list)
+    background: list[Any] = field(default_factory=list)
+
+    async def admit(self, envelope: Envelope) -> AdmitResult:
+        return await self.admitter.admit(envelope)
+
+
+def create_app(settings: Settings | None = None, *, embedded: bool = False) -> FastAPI:
+    settings = settings or Settings()
+    redis = Redis.from_url(redis_py_url(settings.effective_redis_url), max_connections=1024)
+    admitter = Admitter(redis, make_celery(settings), guard=_build_guard(settings, redis))
+    waiter = ReplyWaiter(redis)
+    state = GatewayState(settings=settings, redis=redis, admitter=admitter, waiter=waiter)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await waiter.start()
+        await _start_side_tasks(state)
+        log.info("gateway listening on http://%s:%d", settings.http_host, settings.http_port)
+        try:
+            yield
+        finally:
+            await _stop_side_tasks(state)
+            await waiter.stop()
+            await redis.aclose()
+
+    app = FastAPI(title="Patchbay gateway", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
+    app.state.gateway = state
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in exc.errors()
+        )
+        return JSONResponse({"error": "invalid_request", "detail": problems}, status_code=422)
+
+    app.include_router(build_webchat_router(state.admit, waiter, settings.reply_timeout_s))
+    for router in _platform_routers(state):
+        app.include_router(router)
+    for router in _operator_routers(settings, embedded):
+        app.include_router(router)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        report = await _health(state)
+        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def _health(state: GatewayState) -> dict[str, Any]:
+    checks: dict[str, Any] = {}
+    try:
+        await state.redis.ping()
+        checks["redis"] = {"ok": True}
+    except Exception as exc:
+        checks["redis"] = {"ok": False, "error": repr(exc)}
+    try:
+        engine = create_async_engine(state.settings.sqlalchemy_url)
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        await engine.dispose()
+        checks["database"] = {"ok": True}
+    except Exception as exc:
+        checks["database"] = {"ok": False, "error": repr(exc)}
+    workers: list[str] = []
+    if checks["redis"]["ok"]:
+        async for key in state.redis.scan_iter(match=HEARTBEAT_PREFIX + "*", count=100):
+            workers.append(key.decode().removeprefix(HEARTBEAT_PREFIX))
+    checks["workers"] = {"ok": bool(workers), "seen": sorted(workers)}
+    platforms = {adapter.platform: adapter.health() for adapter in state.adapters}
+    checks["platforms"] = {
+        name: {"state": str(health.state), "detail": health.detail} for name, health in platforms.items()
+    }
+    healthy = all(checks[name]["ok"] for name in ("redis", "database", "workers"))
+    return {"status": "ok" if healthy else "degraded", "time": time.time(), "checks": checks}
+
+
+def _build_guard(settings: Settings, redis: Redis) -> Any:
+    return None
+
+
+def _platform_routers(state: GatewayState) -> list[Any]:
+    return []
+
+
+def _operator_routers(settings: Settings, embedded: bool) -> list[Any]:
+    return []
+
+
+async def _start_side_tasks(state: GatewayState) -> None:
+    return None
+
+
+async def _stop_side_tasks(state: GatewayState) -> None:
+    return None

@@ -1,0 +1,108 @@
+"""The ``patchbay`` command. Each package contributes its own click group; this file only mounts them."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+
+import click
+
+from gateway.launcher import configure_logging, run_embedded, run_gateway, run_worker
+from gateway.settings import Settings
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Patchbay: one AI assistant on Discord, Telegram, Slack and a built-in web chat."""
+
+
+@cli.command()
+@click.option("--workers", type=int, default=None, help="worker processes (default PATCHBAY_WORKERS or 1)")
+@click.option("--host", default=None, help="HTTP host (default PATCHBAY_HTTP_HOST or 127.0.0.1)")
+@click.option("--port", type=int, default=None, help="HTTP port (default PATCHBAY_HTTP_PORT or 8000)")
+def run(workers: int | None, host: str | None, port: int | None) -> None:
+    """Everything in one command: embedded Redis (unless REDIS_URL is set), workers and the gateway."""
+    # Through the environment, so the worker processes we start see the same values.
+    for variable, value in (("PATCHBAY_WORKERS", workers), ("PATCHBAY_HTTP_HOST", host), ("PATCHBAY_HTTP_PORT", port)):
+        if value is not None:
+            os.environ[variable] = str(value)
+    settings = Settings()
+    configure_logging(settings.log_level)
+    sys.exit(run_embedded(settings))
+
+
+@cli.command()
+def gateway() -> None:
+    """The gateway alone (HTTP + platform connections); needs REDIS_URL and separate workers."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    if not settings.redis_url:
+        raise click.UsageError(
+            "patchbay gateway needs REDIS_URL (shared with the workers); for one process use `patchbay run`"
+        )
+    run_gateway(settings)
+
+
+@cli.command()
+@click.option("--concurrency", type=int, default=None, help="messages in flight per process")
+@click.option("--name", default=None, help="worker name prefix")
+def worker(concurrency: int | None, name: str | None) -> None:
+    """A worker process; run as many as you like, on as many machines as you like."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    run_worker(settings, concurrency=concurrency, name=name)
+
+
+@cli.command()
+@click.option("--url", default=None, help="gateway URL (default http://PATCHBAY_HTTP_HOST:PATCHBAY_HTTP_PORT)")
+@click.option("--user", "user_id", default="terminal", help="your user id")
+def chat(url: str | None, user_id: str) -> None:
+    """Chat with the bot in the terminal, over the same pipeline as the web chat."""
+    import httpx
+
+    settings = Settings()
+    base = url or f"http://{settings.http_host}:{settings.http_port}"
+    click.echo(f"Chatting with {base} as {user_id}. Ctrl-D to leave.")
+    with httpx.Client(base_url=base, timeout=settings.reply_timeout_s + 10) as client:
+        while True:
+            try:
+                text = input("you> ").strip()
+            except (EOFError, KeyboardInterrupt):
+                click.echo()
+                return
+            if not text:
+                continue
+            body = {"user_id": user_id, "text": text, "message_id": uuid.uuid4().hex}
+            try:
+                response = client.post("/api/chat", json=body)
+            except httpx.HTTPError as exc:
+                click.echo(f"! gateway unreachable at {base}: {exc}", err=True)
+                continue
+            data = response.json()
+            if response.is_success:
+                click.echo(f"bot> {data['text']}")
+            else:
+                click.echo(f"! {response.status_code} {data.get('notice') or data.get('detail')}", err=True)
+
+
+@cli.group()
+def sim() -> None:
+    """Local simulators of the platforms and of an LLM provider, for trying Patchbay without accounts."""
+
+
+def _mount() -> None:
+    """Attach the groups other packages own."""
+
+
+_mount()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

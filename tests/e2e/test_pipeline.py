@@ -1,0 +1,139 @@
+"""The whole pipeline on real parts: web chat → admission → Redis → Celery worker process → stack → egress."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.e2e.harness import wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def _tap(client: redis.Redis) -> tuple[Counter[str], Any]:
+    counts: Counter[str] = Counter()
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+
+    def handler(message: dict[str, Any]) -> None:
+        counts[json.loads(message["data"])["in_reply_to_key"]] += 1
+
+    pubsub.subscribe(**{"patchbay:webchat:replies": handler})
+    thread = pubsub.run_in_thread(sleep_time=0.05, daemon=True)
+    return counts, thread
+
+
+def _queue_drained(client: redis.Redis) -> bool:
+    return client.llen("patchbay") == 0 and client.hlen("unacked") == 0
+
+
+def test_webchat_message_gets_one_reply(make_cluster, sim_env, llm_sim, redis_client) -> None:
+    counts, tap = _tap(redis_client)
+    cluster = make_cluster(sim_env).start(workers=1)
+    response = cluster.chat("alice", "hello there", message_id="m1")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["text"].startswith("sim reply #") and "hello there" in body["text"]
+    assert body["conversation_id"] == "dm-alice" and body["message_id"] == "m1"
+
+    # The same client message id again is the same message: the stored reply, no second LLM call.
+    again = cluster.chat("alice", "hello there", message_id="m1")
+    assert again.status_code == 200 and again.json()["text"] == body["text"]
+    wait_until(lambda: _queue_drained(redis_client), what="the queue to drain")
+    assert counts["webchat:webchat:dm-alice:m1"] == 1
+    assert llm_sim.stats()["chat_requests"] == 1
+
+    health = httpx.get(cluster.url + "/healthz").json()
+    assert health["status"] == "ok" and health["checks"]["workers"]["seen"]
+    tap.stop()
+
+
+def test_conversation_history_reaches_the_model(make_cluster, sim_env, llm_sim) -> None:
+    cluster = make_cluster(sim_env).start(workers=1)
+    first = cluster.chat("bob", "my cat is called Miso")
+    second = cluster.chat("bob", "what is my cat called?")
+    other = cluster.chat("carol", "what is my cat called?")
+    assert first.status_code == second.status_code == other.status_code == 200
+    # The simulator's reply is a hash of the whole prompt: bob's second prompt holds his history, carol's does not.
+    assert second.json()["text"] != other.json()["text"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"text": "no user"}, 422),
+        ({"user_id": "u", "text": "x", "extra": 1}, 422),
+        ({"user_id": "", "text": "empty user"}, 422),
+        ("not json at all", 422),
+    ],
+)
+def test_malformed_requests_are_refused_and_enqueue_nothing(make_cluster, sim_env, llm_sim, redis_client, body, status):
+    cluster = make_cluster(sim_env).start(workers=1)
+    if isinstance(body, str):
+        response = httpx.post(cluster.url + "/api/chat", content=body, headers={"content-type": "application/json"})
+    else:
+        response = httpx.post(cluster.url + "/api/chat", json=body)
+    assert response.status_code == status
+    assert "detail" in response.json()
+    assert redis_client.llen("patchbay") == 0
+    assert llm_sim.stats()["chat_requests"] == 0
+
+
+def test_worker_killed_mid_message_still_replies_exactly_once(make_cluster, sim_env, llm_sim, redis_client) -> None:
+    counts, tap = _tap(redis_client)
+    env = {**sim_env, "PATCHBAY_VISIBILITY_TIMEOUT": "4"}
+    cluster = make_cluster(env).start(workers=1)
+    llm_sim.configure(latency_ms=3000)
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(cluster.chat, "dave", "are you still there?", message_id="k1")
+        wait_until(lambda: llm_sim.stats()["chat_requests"] >= 1, what="the worker to call the LLM")
+        cluster.kill_worker(cluster.workers[0])  # SIGKILL with the message in flight, before any reply
+        llm_sim.configure(latency_ms=0)
+        cluster.start_worker()
+        response = pending.result(timeout=120)
+    assert response.status_code == 200, response.text
+    assert "are you still there?" in response.json()["text"]
+    wait_until(lambda: _queue_drained(redis_client), what="the queue to drain")
+    assert counts["webchat:webchat:dm-dave:k1"] == 1
+    assert llm_sim.stats()["chat_requests"] == 2  # the dead worker's call, and the redelivery's
+    tap.stop()
+
+
+def test_messages_of_a_conversation_are_handled_in_order(make_cluster, sim_env, llm_sim, redis_client) -> None:
+    counts, tap = _tap(redis_client)
+    cluster = make_cluster(sim_env).start(workers=2, concurrency=8)
+    llm_sim.configure(latency_ms=50, jitter_ms=200)
+    texts = [f"step {i}" for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(cluster.chat, "erin", text, message_id=uuid.uuid4().hex) for text in texts]
+        responses = [f.result(timeout=120) for f in futures]
+    assert all(r.status_code == 200 for r in responses)
+    wait_until(lambda: _queue_drained(redis_client), what="the queue to drain")
+    # Admission gave each message a sequence number (the gateway logs it); memory must hold the turns in that order.
+    queued = sorted(
+        (int(line.rsplit("seq=", 1)[1]), line.split("key=", 1)[1].split()[0].rsplit(":", 1)[1])
+        for line in cluster.logs("gateway").splitlines()
+        if " queued key=webchat:webchat:dm-erin:" in line
+    )
+    queued_ids = [message_id for _, message_id in queued]
+    assert set(queued_ids) == {r.json()["message_id"] for r in responses}
+    import asyncio
+
+    from workers.memory import build_base_memory
+
+    async def history() -> list[str]:
+        memory = build_base_memory(f"sqlite+aiosqlite:///{cluster.data_dir / 'patchbay.db'}")
+        await memory.init()
+        turns = await memory.history("webchat:webchat:dm-erin", 50)
+        await memory.aclose()
+        return [t.message_id for t in turns if t.role == "user"]
+
+    assert asyncio.run(history()) == queued_ids
+    assert sum(counts.values()) == len(texts)
+    tap.stop()
