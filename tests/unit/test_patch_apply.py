@@ -1,0 +1,183 @@
+"""``apply`` proves a patch before wrapping, refuses with a logged reason, and never raises."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from patches.conformance import check_conformance
+from patches.layer import PatchLayer, stack_of
+from patches.registry import PatchRegistry, make_apply_function
+from patches.spec import PatchConfig, PatchSpec
+from tests.unit.test_patch_toys import Behaviour, Runtime, ToyConfig, ToyLLM, llm_spec, request
+from workers.components import LLM, ComponentKind, EmotionReading, LLMRequest, LLMResult
+
+
+class SyncComplete:  # the seed's failure: a sync method where the interface is async
+    def complete(self, request: LLMRequest) -> LLMResult:
+        return LLMResult(text="sync", model="x")
+
+
+class WrongSignature:
+    async def complete(self, prompt: str, temperature: float) -> LLMResult:
+        return LLMResult(text=prompt, model="x")
+
+
+class NoComplete:
+    async def generate(self, request: LLMRequest) -> LLMResult:
+        return LLMResult(text="", model="x")
+
+
+class ReturnsTheWrongThing:  # conforms on paper; only the smoke check sees the str
+    async def complete(self, request: LLMRequest) -> Any:
+        return "just a string"
+
+
+async def smoke_expects_llm_result(enhancement: Any) -> None:
+    result = await enhancement.complete(request("smoke"))
+    if not isinstance(result, LLMResult):
+        raise TypeError(f"complete returned {type(result).__name__}, not LLMResult")
+
+
+def spec_with(enhancement: Any, **overrides: Any) -> PatchSpec:
+    return llm_spec("toy", layer_factory=lambda below, config, deps: enhancement, **overrides)
+
+
+@pytest.mark.parametrize(
+    ("enhancement", "expected"),
+    [
+        (SyncComplete(), "is sync"),
+        (WrongSignature(), "positional parameters ['prompt', 'temperature']"),
+        (NoComplete(), "complete: missing"),
+        (ReturnsTheWrongThing(), "smoke check failed: TypeError: complete returned str"),
+    ],
+)
+def test_apply_refuses_a_non_conforming_layer(
+    enhancement: Any, expected: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = PatchRegistry()
+    base = ToyLLM()
+    spec = spec_with(enhancement, smoke=smoke_expects_llm_result)
+    with caplog.at_level(logging.WARNING, logger="patches.registry"):
+        result = registry.apply(spec, base, ToyConfig(enabled=True), **Runtime().options())
+    assert result is base
+    assert expected in registry.refusals["toy"].reason
+    assert any("patch toy not applied" in r.getMessage() and expected in r.getMessage() for r in caplog.records)
+
+
+async def test_apply_async_refuses_the_wrong_result_on_the_callers_loop() -> None:
+    registry = PatchRegistry()
+    base = ToyLLM()
+    spec = spec_with(ReturnsTheWrongThing(), smoke=smoke_expects_llm_result)
+    assert await registry.apply_async(spec, base, ToyConfig(enabled=True), **Runtime().options()) is base
+    assert "TypeError" in registry.refusals["toy"].reason
+
+
+def test_apply_never_raises_even_if_the_factory_does(caplog: pytest.LogCaptureFixture) -> None:
+    def explode(below: Any, config: Any, deps: Any) -> Any:
+        raise RuntimeError("factory bug")
+
+    registry = PatchRegistry()
+    base = ToyLLM()
+    with caplog.at_level(logging.WARNING):
+        assert registry.apply(llm_spec("toy", layer_factory=explode), base, ToyConfig(enabled=True)) is base
+    assert "RuntimeError: factory bug" in registry.refusals["toy"].reason
+
+
+def test_apply_refuses_a_failed_prerequisite_and_missing_dependencies() -> None:
+    registry = PatchRegistry()
+    base = ToyLLM()
+    needs_key = llm_spec("toy", prerequisite=lambda config, deps: "no API key configured")
+    assert registry.apply(needs_key, base, ToyConfig(enabled=True)) is base
+    assert registry.refusals["toy"].reason == "prerequisite not met: no API key configured"
+    needs_emotion = llm_spec("toy2", deps=("emotion",))
+    assert registry.apply(needs_emotion, base, ToyConfig(enabled=True)) is base
+    assert registry.refusals["toy2"].reason == "missing dependencies: emotion"
+
+
+def test_apply_refuses_a_base_that_does_not_implement_the_interface() -> None:
+    registry = PatchRegistry()
+    base = SyncComplete()
+    assert registry.apply(llm_spec("toy"), base, ToyConfig(enabled=True)) is base
+    assert "the component below does not implement LLM" in registry.refusals["toy"].reason
+
+
+async def test_a_patch_disabled_by_config_is_still_wrapped_so_it_can_be_switched_on() -> None:
+    registry = PatchRegistry()
+    layer = registry.apply(llm_spec("toy"), ToyLLM(), ToyConfig(enabled=False), **Runtime().options())
+    assert isinstance(layer, PatchLayer)
+    assert (await layer.complete(request("x"))).text == "base: x"
+    assert "toy" not in registry.refusals
+
+
+async def test_apply_function_in_the_seed_style_stacks_layers_that_conform() -> None:
+    registry = PatchRegistry()
+    runtime = Runtime()
+    first = llm_spec("first", Behaviour())
+    second = llm_spec("second", Behaviour())
+    apply_first = make_apply_function(first, registry)
+    assert apply_first.__name__ == "apply_first_patch"
+    component = apply_first(ToyLLM(), ToyConfig(enabled=True))
+    component = registry.apply(second, component, ToyConfig(enabled=True), **runtime.options())
+    assert stack_of(component) == ["second", "first", "ToyLLM"]
+    assert check_conformance(component, LLM) == []
+    assert (await component.complete(request("x"))).text == "second(first(base: x))"
+
+
+def test_conformance_checks_async_both_ways_and_required_parameters() -> None:
+    class AsyncWhereSync:
+        async def complete(self, request: LLMRequest) -> LLMResult:
+            raise NotImplementedError
+
+    class ExtraRequired:
+        async def read(self, text: str, language: str) -> EmotionReading:
+            raise NotImplementedError
+
+    class ExtraOptional:
+        async def complete(self, request: LLMRequest, trace: bool = False) -> LLMResult:
+            raise NotImplementedError
+
+    class SyncProtocol:
+        def complete(self, request: LLMRequest) -> LLMResult:
+            raise NotImplementedError
+
+    assert check_conformance(AsyncWhereSync(), SyncProtocol) == ["complete: is async, but the interface's is sync"]
+    assert check_conformance(ExtraOptional(), LLM) == []
+    from workers.components import EmotionReader
+
+    problems = check_conformance(ExtraRequired(), EmotionReader, ["read"])
+    assert problems == ["read: requires parameters the interface does not pass: ['language']"]
+
+
+class EnvConfig(PatchConfig, patch="unit_env_patch", default_enabled=True):
+    max_queries: int = 3
+
+
+def test_patch_config_reads_the_seed_switch_env_and_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    toml = tmp_path / "patchbay.toml"
+    toml.write_text("[patches.unit_env_patch]\nmax_queries = 5\nrollout_percent = 40\ntimeout_s = 2.5\n")
+    monkeypatch.setenv("PATCHBAY_CONFIG", str(toml))
+    config = EnvConfig()
+    assert (config.enabled, config.max_queries, config.rollout_percent, config.timeout_s) == (True, 5, 40.0, 2.5)
+    monkeypatch.setenv("ENABLE_UNIT_ENV_PATCH", "false")
+    monkeypatch.setenv("PATCHBAY_PATCH_UNIT_ENV_PATCH_MAX_QUERIES", "7")
+    config = EnvConfig()
+    assert (config.enabled, config.max_queries, config.rollout_percent) == (False, 7, 40.0)
+    monkeypatch.setenv("PATCHBAY_PATCH_UNIT_ENV_PATCH_ROLLOUT_PERCENT", "250")
+    with pytest.raises(ValueError, match="rollout_percent"):
+        EnvConfig()
+
+
+def test_a_spec_naming_a_method_the_interface_lacks_fails_at_import() -> None:
+    with pytest.raises(ValueError, match="does not declare"):
+        PatchSpec(
+            name="bad",
+            kind=ComponentKind.LLM,
+            interface=LLM,
+            config_cls=ToyConfig,
+            layer_factory=lambda below, config, deps: below,
+            enhances=("generate",),
+        )
