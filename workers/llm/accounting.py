@@ -1,0 +1,74 @@
+"""Turning a litellm ``ModelResponse`` into an ``LLMResult``: text, tokens, cost, provider.
+
+Shared by the base client and the resilience layer so both record every call the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from workers.components import LLMResult
+from workers.llm.litellm_loader import load_litellm
+from workers.llm.local import LOCAL_PROVIDER
+from workers.llm.metrics import COST_UNKNOWN, LLM_CALLS, LLM_COST, LLM_TOKENS
+
+__all__ = ["EmptyCompletionError", "completion_cost_usd", "result_from_response"]
+
+log = logging.getLogger(__name__)
+
+
+class EmptyCompletionError(RuntimeError):
+    """A provider answered 200 without any text: treated as a failure so the chain moves on."""
+
+
+def completion_cost_usd(response: Any, model: str, provider: str) -> float:
+    """litellm's cost-map price of this response; 0 for the local model and for models the map lacks."""
+    if provider == LOCAL_PROVIDER:
+        return 0.0
+    hidden = getattr(response, "_hidden_params", None) or {}
+    known = hidden.get("response_cost")
+    if isinstance(known, int | float):
+        return float(known)
+    litellm = load_litellm()
+    try:
+        return float(litellm.completion_cost(completion_response=response, model=model))
+    except Exception as exc:  # litellm raises several types (NotFoundError, ModelNotMappedError, ValueError...)
+        COST_UNKNOWN.labels(model=model).inc()
+        log.debug("no price for %s in litellm's cost map (%s); recording cost 0", model, exc)
+        return 0.0
+
+
+def _provider_of(response: Any, model: str) -> str:
+    hidden = getattr(response, "_hidden_params", None) or {}
+    provider = hidden.get("custom_llm_provider")
+    if provider:
+        return str(provider)
+    return model.split("/", 1)[0] if "/" in model else "openai"
+
+
+def result_from_response(response: Any, model: str, latency_ms: float) -> LLMResult:
+    """Build the result of one successful completion and count its tokens and cost."""
+    choices = getattr(response, "choices", None) or []
+    message = getattr(choices[0], "message", None) if choices else None
+    text = str(getattr(message, "content", None) or "").strip()
+    if not text:
+        raise EmptyCompletionError(f"{model} returned no text")
+    provider = _provider_of(response, model)
+    usage = getattr(response, "usage", None)
+    prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    cost = completion_cost_usd(response, model, provider)
+    LLM_CALLS.labels(provider=provider, outcome="ok").inc()
+    LLM_TOKENS.labels(provider=provider, kind="prompt").inc(prompt_tokens)
+    LLM_TOKENS.labels(provider=provider, kind="completion").inc(completion_tokens)
+    LLM_COST.labels(provider=provider).inc(cost)
+    return LLMResult(
+        text=text,
+        model=model,
+        provider=provider,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost_usd=cost,
+        latency_ms=latency_ms,
+    )

@@ -1,0 +1,129 @@
+"""A small response cache in Redis for whole chats, any number of turns.
+
+litellm's own cache skips chats of more than 4 messages (NOTES §3), which is every real
+conversation with history, so Patchbay keeps its own. The key (documented in docs/llm.md):
+
+    <namespace>:v1:<sha256 of canonical JSON of
+        {"chain": [model strings], "scope": "user:<user_id>" | "shared",
+         "messages": [[role, content with whitespace collapsed]], "max_tokens": n, "temperature": t}>
+
+A request marked ``personal`` is scoped to its user id, so a reply built on one user's context is
+never served to another; a personal request without a user id is not cached at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+
+import redis.asyncio as aioredis
+
+from workers.components import LLMRequest, LLMResult
+from workers.llm.metrics import CACHE_ERRORS, CACHE_REQUESTS
+
+__all__ = ["CacheOutcome", "ResponseCache", "cache_key"]
+
+log = logging.getLogger(__name__)
+
+_KEY_VERSION = "v1"
+
+
+class CacheOutcome(StrEnum):
+    HIT = "hit"
+    MISS = "miss"
+    BYPASS = "bypass"
+
+
+def _normalise(content: str) -> str:
+    return " ".join(content.split())
+
+
+def cache_key(namespace: str, chain: list[str], request: LLMRequest, messages: list[dict[str, str]]) -> str | None:
+    """The key of this request's answer, or None when it must not be cached (personal without a user)."""
+    if request.personal and not request.user_id:
+        return None
+    canonical = {
+        "chain": chain,
+        "scope": f"user:{request.user_id}" if request.personal else "shared",
+        "messages": [[m.get("role", ""), _normalise(str(m.get("content", "")))] for m in messages],
+        "max_tokens": request.max_tokens,
+        "temperature": round(request.temperature, 3),
+    }
+    digest = hashlib.sha256(json.dumps(canonical, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+    return f"{namespace}:{_KEY_VERSION}:{digest}"
+
+
+@dataclass(slots=True)
+class _Lookup:
+    outcome: CacheOutcome
+    key: str | None
+    result: LLMResult | None = None
+
+
+class ResponseCache:
+    """Get/put finished answers; a Redis failure is counted and logged, and the call goes on uncached."""
+
+    def __init__(self, redis_url: str, *, namespace: str, ttl_s: int) -> None:
+        self._redis_url = redis_url
+        self.namespace = namespace
+        self.ttl_s = ttl_s
+        self._client: aioredis.Redis | None = None
+
+    def _redis(self) -> aioredis.Redis:
+        if self._client is None:
+            # A blocking pool waits for a free connection under a burst instead of failing with "Too many connections".
+            pool = aioredis.BlockingConnectionPool.from_url(self._redis_url, max_connections=64, timeout=5)
+            self._client = aioredis.Redis(connection_pool=pool)
+        return self._client
+
+    async def lookup(self, chain: list[str], request: LLMRequest, messages: list[dict[str, str]]) -> _Lookup:
+        if not request.use_cache:
+            CACHE_REQUESTS.labels(result=CacheOutcome.BYPASS).inc()
+            return _Lookup(CacheOutcome.BYPASS, None)
+        key = cache_key(self.namespace, chain, request, messages)
+        if key is None:
+            CACHE_REQUESTS.labels(result=CacheOutcome.BYPASS).inc()
+            return _Lookup(CacheOutcome.BYPASS, None)
+        try:
+            raw = await self._redis().get(key)
+        except (aioredis.RedisError, OSError) as exc:
+            CACHE_ERRORS.labels(op="get").inc()
+            log.warning("LLM cache lookup failed, answering uncached: %s", exc)
+            CACHE_REQUESTS.labels(result=CacheOutcome.MISS).inc()
+            return _Lookup(CacheOutcome.MISS, None)  # no key: do not try to store into a failing Redis
+        if raw is None:
+            CACHE_REQUESTS.labels(result=CacheOutcome.MISS).inc()
+            return _Lookup(CacheOutcome.MISS, key)
+        CACHE_REQUESTS.labels(result=CacheOutcome.HIT).inc()
+        stored = json.loads(raw)
+        # A cached answer costs nothing now: tokens and cost are those of this call, which made none.
+        return _Lookup(
+            CacheOutcome.HIT,
+            key,
+            LLMResult(text=stored["text"], model=stored["model"], provider=stored["provider"], cached=True),
+        )
+
+    async def store(self, key: str, result: LLMResult) -> None:
+        value = json.dumps(
+            {
+                "text": result.text,
+                "model": result.model,
+                "provider": result.provider,
+                "cost_usd": result.cost_usd,
+                "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": result.completion_tokens,
+            }
+        )
+        try:
+            await self._redis().set(key, value, ex=self.ttl_s)
+        except (aioredis.RedisError, OSError) as exc:
+            CACHE_ERRORS.labels(op="set").inc()
+            log.warning("LLM cache store failed; the answer was delivered but not cached: %s", exc)
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()

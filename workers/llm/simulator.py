@@ -1,0 +1,351 @@
+"""An OpenAI-compatible LLM simulator on 127.0.0.1 with injectable faults, for tests and benchmarks.
+
+It answers ``POST /v1/chat/completions`` (plain or ``stream=true`` SSE), ``GET /v1/models`` and
+``POST /v1/embeddings``. Replies are a pure function of the messages, so a test can predict them.
+Faults are drawn from a seeded RNG: ``500``, ``429`` (with ``Retry-After`` and an OpenAI error
+body), ``timeout`` (the request is held far longer than any client waits) and ``malformed`` (200
+with a broken JSON body). Control at run time: ``POST /_control`` (same keys as the constructor),
+``GET /_stats``, ``POST /_reset``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import random
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import click
+from aiohttp import web
+
+__all__ = ["ERROR_KINDS", "LLMSimulator", "SimulatorConfig", "count_tokens", "llm_sim_command", "sim_reply"]
+
+ERROR_KINDS = ("500", "429", "timeout", "malformed")
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_MAX_REQUEST_TIMES = 1000
+
+
+def count_tokens(text: str) -> int:
+    """A word-piece-like count: close to a BPE tokenizer's for English, and deterministic."""
+    return sum(max(1, math.ceil(len(piece) / 4)) for piece in _TOKEN.findall(text))
+
+
+def sim_reply(messages: list[dict[str, Any]]) -> str:
+    """The reply the simulator gives to ``messages``: a pure function of them."""
+    digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:8]
+    last_user = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
+    short = " ".join(last_user.split())[:60]
+    return f"sim reply #{digest}: {short}"
+
+
+@dataclass(slots=True)
+class SimulatorConfig:
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    error_rate: float = 0.0
+    error_kinds: list[str] = field(default_factory=lambda: ["500"])
+    retry_after_s: int = 1
+    timeout_hold_s: float = 600.0
+    fail_next: int = 0  # the next N chat requests fail for sure (with fail_next_kind), before error_rate applies
+    fail_next_kind: str = "500"
+    seed: int = 0
+    model: str = "sim-model"
+
+    def validate(self) -> None:
+        unknown = {*self.error_kinds, self.fail_next_kind} - set(ERROR_KINDS)
+        if unknown:
+            raise ValueError(f"unknown error kinds {sorted(unknown)}; known: {', '.join(ERROR_KINDS)}")
+        if not 0.0 <= self.error_rate <= 1.0:
+            raise ValueError("error_rate must be within [0, 1]")
+        if self.error_rate > 0 and not self.error_kinds:
+            raise ValueError("error_rate > 0 needs at least one error kind")
+
+
+@dataclass(slots=True)
+class _Stats:
+    requests: int = 0
+    chat_requests: int = 0
+    successes: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    request_times: list[float] = field(default_factory=list)  # monotonic start of each chat request
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class LLMSimulator:
+    """In-process: ``async with LLMSimulator(port=0, error_rate=0.3) as sim: sim.base_url``."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, **config: Any) -> None:
+        self.host = host
+        self.port = port
+        self.config = SimulatorConfig(**config)
+        self.config.validate()
+        self._rng = random.Random(self.config.seed)
+        self._stats = _Stats()
+        self._runner: web.AppRunner | None = None
+        self._held: set[asyncio.Event] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def root_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/_control", self._control)
+        app.router.add_get("/_stats", self._stats_handler)
+        app.router.add_post("/_reset", self._reset)
+        return app
+
+    async def start(self) -> LLMSimulator:
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # aiohttp exposes no public accessor
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        for event in self._held:
+            event.set()  # release held "timeout" requests so shutdown does not wait for them
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> LLMSimulator:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ control
+
+    def configure(self, **changes: Any) -> None:
+        """Change any ``SimulatorConfig`` field at run time; a new ``seed`` restarts the fault sequence."""
+        unknown = set(changes) - set(SimulatorConfig.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown settings {sorted(unknown)}")
+        candidate = SimulatorConfig(**{**asdict(self.config), **changes})
+        candidate.validate()
+        self.config = candidate
+        if "seed" in changes:
+            self._rng = random.Random(candidate.seed)
+
+    def stats(self) -> dict[str, Any]:
+        return self._stats.as_json()
+
+    def reset(self) -> None:
+        self._stats = _Stats()
+        self._rng = random.Random(self.config.seed)
+
+    # ------------------------------------------------------------------ handlers
+
+    def _pick_fault(self) -> str | None:
+        if self.config.fail_next > 0:
+            self.config.fail_next -= 1
+            return self.config.fail_next_kind
+        if self.config.error_rate > 0 and self._rng.random() < self.config.error_rate:
+            return self._rng.choice(self.config.error_kinds)
+        return None
+
+    async def _delay(self) -> None:
+        delay_ms = self.config.latency_ms
+        if self.config.jitter_ms:
+            delay_ms += self._rng.uniform(0, self.config.jitter_ms)
+        if delay_ms > 0:
+            await asyncio.sleep(delay_ms / 1000)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self._stats.requests += 1
+        self._stats.chat_requests += 1
+        self._stats.request_times.append(time.monotonic())
+        del self._stats.request_times[:-_MAX_REQUEST_TIMES]
+        try:
+            body = await request.json()
+            messages = body["messages"]
+            if not isinstance(messages, list) or not messages:
+                raise ValueError("messages must be a non-empty list")
+        except (ValueError, KeyError, TypeError) as exc:
+            return self._error(400, "invalid_request_error", f"bad request: {exc}")
+        fault = self._pick_fault()
+        if fault is not None:
+            self._stats.errors[fault] = self._stats.errors.get(fault, 0) + 1
+            return await self._fault(fault)
+        await self._delay()
+        self._stats.successes += 1
+        text = sim_reply(messages)
+        prompt_tokens = sum(count_tokens(str(m.get("content", ""))) + 4 for m in messages) + 2
+        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
+        completion_tokens = count_tokens(text)
+        if isinstance(max_tokens, int) and max_tokens > 0:
+            completion_tokens = min(completion_tokens, max_tokens)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        model = str(body.get("model") or self.config.model)
+        completion_id = "chatcmpl-sim" + hashlib.sha256(text.encode()).hexdigest()[:12]
+        if body.get("stream"):
+            return await self._stream(request, completion_id, model, text, usage)
+        return web.json_response(
+            {
+                "id": completion_id,
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": usage,
+            }
+        )
+
+    async def _stream(
+        self, request: web.Request, completion_id: str, model: str, text: str, usage: dict[str, int]
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        base = {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+        chunks = [
+            {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": None}]},
+            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage},
+        ]
+        for chunk in chunks:
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    async def _fault(self, kind: str) -> web.StreamResponse:
+        if kind == "500":
+            return self._error(500, "server_error", "simulated internal error")
+        if kind == "429":
+            return self._error(
+                429,
+                "rate_limit_exceeded",
+                "simulated rate limit",
+                headers={"Retry-After": str(self.config.retry_after_s)},
+            )
+        if kind == "timeout":
+            released = asyncio.Event()
+            self._held.add(released)
+            try:
+                await asyncio.wait_for(released.wait(), timeout=self.config.timeout_hold_s)
+            except TimeoutError:
+                pass  # held for the whole hold time, as a hung provider would be
+            finally:
+                self._held.discard(released)
+            return self._error(504, "timeout", "simulated timeout released")
+        # "malformed": a 200 whose body is cut mid-JSON, as a proxy dropping the connection would leave it
+        return web.Response(
+            status=200, text='{"id": "chatcmpl-broken", "choices": [{"mess', content_type="application/json"
+        )
+
+    @staticmethod
+    def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+        body = {"error": {"message": message, "type": code, "param": None, "code": code}}
+        return web.json_response(body, status=status, headers=headers)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        self._stats.requests += 1
+        model = {"id": self.config.model, "object": "model", "created": 0, "owned_by": "patchbay-sim"}
+        return web.json_response({"object": "list", "data": [model]})
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        self._stats.requests += 1
+        body = await request.json()
+        inputs = body.get("input", [])
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        data = []
+        for index, text in enumerate(texts):
+            digest = hashlib.sha256(str(text).encode()).digest()
+            vector = [(byte - 127.5) / 127.5 for byte in digest[:16]]
+            data.append({"object": "embedding", "index": index, "embedding": vector})
+        tokens = sum(count_tokens(str(t)) for t in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return web.json_response({"object": "list", "data": data, "model": body.get("model"), "usage": usage})
+
+    async def _control(self, request: web.Request) -> web.Response:
+        try:
+            self.configure(**(await request.json()))
+        except (ValueError, TypeError) as exc:
+            return self._error(400, "invalid_control", str(exc))
+        return web.json_response(asdict(self.config))
+
+    async def _stats_handler(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
+
+    async def _reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.json_response({"ok": True})
+
+
+async def _serve_forever(simulator: LLMSimulator) -> None:
+    async with simulator:
+        click.echo(f"LLM simulator listening on {simulator.base_url}", err=True)
+        # The benchmark reads this line from stdout to learn the port when it asked for port 0.
+        click.echo(f"READY {simulator.port}")
+        await asyncio.Event().wait()
+
+
+@click.command("llm", help="Run an OpenAI-compatible LLM simulator with injectable faults.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8400, show_default=True, type=int, help="0 picks a free port")
+@click.option("--latency-ms", default=0.0, show_default=True, type=float)
+@click.option("--jitter-ms", default=0.0, show_default=True, type=float)
+@click.option("--error-rate", default=0.0, show_default=True, type=float)
+@click.option(
+    "--error-kinds", default="500", show_default=True, help=f"comma-separated subset of {','.join(ERROR_KINDS)}"
+)
+@click.option("--retry-after", "retry_after_s", default=1, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--model", default="sim-model", show_default=True)
+def llm_sim_command(
+    host: str,
+    port: int,
+    latency_ms: float,
+    jitter_ms: float,
+    error_rate: float,
+    error_kinds: str,
+    retry_after_s: int,
+    seed: int,
+    model: str,
+) -> None:
+    kinds = [kind.strip() for kind in error_kinds.split(",") if kind.strip()]
+    try:
+        simulator = LLMSimulator(
+            host=host,
+            port=port,
+            latency_ms=latency_ms,
+            jitter_ms=jitter_ms,
+            error_rate=error_rate,
+            error_kinds=kinds,
+            retry_after_s=retry_after_s,
+            seed=seed,
+            model=model,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    try:
+        asyncio.run(_serve_forever(simulator))
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is the normal way to stop it
+
+
+if __name__ == "__main__":
+    llm_sim_command()
