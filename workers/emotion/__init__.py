@@ -1,0 +1,17 @@
+"""Emotion analysis: an offline seven-class classifier and a per-user emotional state shared through Redis."""
+
+from workers.emotion.classifier import LexiconEmotionClassifier
+from workers.emotion.labels import EMOTIONS, NEUTRAL
+from workers.emotion.manager import EmotionManager
+from workers.emotion.settings import EmotionSettings
+from workers.emotion.tone import ToneConfig, ToneGuidedLLM
+
+__all__ = [
+    "EMOTIONS",
+    "NEUTRAL",
+    "EmotionManager",
+    "EmotionSettings",
+    "LexiconEmotionClassifier",
+    "ToneConfig",
+    "ToneGuidedLLM",
+]
