@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, *, embedded: bool = False) -> F
             await waiter.stop()
             await redis.aclose()
 
+    _register_cluster_metrics(settings)
     app = FastAPI(title="Patchbay gateway", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
     app.state.gateway = state
 
@@ -123,6 +124,21 @@ async def _health(state: GatewayState) -> dict[str, Any]:
     }
     healthy = all(checks[name]["ok"] for name in ("redis", "database", "workers"))
     return {"status": "ok" if healthy else "degraded", "time": time.time(), "checks": checks}
+
+
+_cluster_metrics_registered = False
+
+
+def _register_cluster_metrics(settings: Settings) -> None:
+    """Workers are other processes: /metrics shows their per-patch totals as aggregated in Redis."""
+    global _cluster_metrics_registered
+    if not _cluster_metrics_registered:
+        from prometheus_client import REGISTRY
+
+        from patches.metrics import RedisPatchStatsCollector
+
+        REGISTRY.register(RedisPatchStatsCollector(redis_py_url(settings.effective_redis_url)))
+        _cluster_metrics_registered = True
 
 
 def _build_guard(settings: Settings, redis: Redis) -> Any:

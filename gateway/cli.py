@@ -94,7 +94,12 @@ def sim() -> None:
 
 
 def _mount() -> None:
-    """Attach the groups other packages own."""
+    """Attach the groups other packages own (each package keeps its own commands)."""
+    from patches.cli import patches_group
+    from workers.llm.simulator import llm_sim_command
+
+    cli.add_command(patches_group, "patches")
+    sim.add_command(llm_sim_command, "llm")
 
 
 _mount()

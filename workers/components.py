@@ -141,6 +141,7 @@ class VoiceStyle:
     voice: str | None = None
     emotion: str | None = None
     user_id: str | None = None
+    audio_format: str | None = None  # "ogg" (Opus: Telegram, Discord, Slack) or "wav"; None = the engine's default
 
 
 @dataclass(slots=True)

@@ -11,11 +11,23 @@ import logging
 import time
 from dataclasses import dataclass
 
-from gateway.envelope import Envelope, Reply
-from workers.components import LLM, LLMRequest, Memory, Recalled, RecallQuery, Scope, Turn
+from gateway.envelope import Attachment, Envelope, Platform, Reply
+from workers.components import (
+    LLM,
+    EmotionReader,
+    LLMRequest,
+    Memory,
+    Recalled,
+    RecallQuery,
+    Scope,
+    Turn,
+    Voice,
+    VoiceStyle,
+)
 from workers.report import current_report
+from workers.voice.preferences import VoicePreferences, parse_voice_command
 
-__all__ = ["APOLOGY", "ChatHandler", "HandlerConfig", "scope_of"]
+__all__ = ["APOLOGY", "ChatHandler", "HandlerConfig", "VoiceReplies", "scope_of"]
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +42,107 @@ class HandlerConfig:
     max_tokens: int = 200
 
 
+@dataclass(frozen=True, slots=True)
+class VoiceReplies:
+    """The (patched) voice and the per-user / per-conversation choice of spoken replies."""
+
+    voice: Voice
+    preferences: VoicePreferences
+
+
+# Voice notes play natively on Telegram and Discord as OGG/Opus; WAV plays in every browser.
+_AUDIO_FORMAT = {Platform.WEBCHAT: "wav"}
+
+
 def scope_of(envelope: Envelope) -> Scope:
     return Scope.PRIVATE if envelope.is_direct else Scope.CHANNEL
 
 
 class ChatHandler:
-    def __init__(self, llm: LLM, memory: Memory, config: HandlerConfig) -> None:
+    def __init__(
+        self,
+        llm: LLM,
+        memory: Memory,
+        config: HandlerConfig,
+        *,
+        emotion: EmotionReader | None = None,
+        voice: VoiceReplies | None = None,
+    ) -> None:
         self.llm = llm
         self.memory = memory
         self.config = config
+        self.emotion = emotion
+        self.voice = voice
 
     async def handle(self, envelope: Envelope) -> Reply:
+        command = parse_voice_command(envelope.text)
+        if command is not None:
+            return await self._voice_command(envelope, command)
+        if envelope.voice is not None and not envelope.text.strip():
+            envelope = await self._transcribed(envelope)
+            if not envelope.text.strip():
+                from workers.voice.transcribe import VOICE_INPUT_NOT_SET_UP
+
+                return Reply.answering(envelope, VOICE_INPUT_NOT_SET_UP, reason="voice_input_unavailable")
+        if self.emotion is not None:
+            try:
+                await self.emotion.read_and_observe(envelope.author_id, envelope.text)  # type: ignore[attr-defined]
+            except Exception as exc:  # the emotion state is an enhancement input; the answer must not depend on it
+                log.warning("emotion reading failed key=%s error=%r", envelope.dedupe_key, exc)
+        reply = await self._answer(envelope)
+        if reply.reason is None and self.voice is not None:
+            reply = await self._spoken(envelope, reply)
+        return reply
+
+    async def _voice_command(self, envelope: Envelope, enabled: bool) -> Reply:
+        if self.voice is None:
+            from workers.voice.engine import INSTALL_HINT
+
+            return Reply.answering(
+                envelope, f"Voice replies are not available here: {INSTALL_HINT}", reason="voice_off"
+            )
+        await self.voice.preferences.set_user(envelope.author_id, enabled)
+        return Reply.answering(envelope, "Voice replies are on." if enabled else "Voice replies are off.")
+
+    async def _transcribed(self, envelope: Envelope) -> Envelope:
+        from workers.voice.transcribe import Transcriber, TranscriptionUnavailable
+
+        transcriber = Transcriber()
+        if not transcriber.available() or envelope.voice is None or envelope.voice.data_b64 is None:
+            log.info("voice message without transcription key=%s", envelope.dedupe_key)
+            return envelope
+        try:
+            text = await transcriber.transcribe(envelope.voice.data())
+        except TranscriptionUnavailable:
+            return envelope
+        return envelope.model_copy(update={"text": text})
+
+    async def _spoken(self, envelope: Envelope, reply: Reply) -> Reply:
+        assert self.voice is not None
+        wanted = await self.voice.preferences.should_speak(
+            envelope.author_id, envelope.conversation_key, envelope.voice is not None
+        )
+        if not wanted:
+            return reply
+        style = VoiceStyle(user_id=envelope.author_id, audio_format=_AUDIO_FORMAT.get(envelope.platform, "ogg"))
+        try:
+            audio = await self.voice.voice.speak(reply.text, style)
+        except Exception as exc:  # a reply without its voice is still a reply; the text goes out
+            log.error("voice synthesis failed key=%s error=%r: replying in text", envelope.dedupe_key, exc)
+            return reply
+        report = current_report()
+        if report is not None:
+            report.voice = True
+        attachment = Attachment.from_bytes(
+            audio.data,
+            audio.mime_type,
+            duration_s=audio.duration_s,
+            is_voice=True,
+            filename=_voice_filename(audio.mime_type),
+        )
+        return reply.model_copy(update={"attachments": [*reply.attachments, attachment]})
+
+    async def _answer(self, envelope: Envelope) -> Reply:
         scope = scope_of(envelope)
         history = await self.memory.history(envelope.conversation_key, self.config.history_turns)
         recalled = await self.memory.recall(
@@ -126,3 +228,7 @@ class ChatHandler:
                 **common,
             )
         )
+
+
+def _voice_filename(mime_type: str) -> str:
+    return "voice.wav" if "wav" in mime_type else "voice.ogg"

@@ -36,7 +36,7 @@ class EspeakVoice:
             raise VoiceError(f"pitch and speed must be positive multipliers, got {style.pitch} and {style.speed}")
         wav = await self.synthesize_wav(text[: self.settings.max_chars], style)
         duration = wav_duration_s(wav)
-        chosen = audio_format or self.audio_format
+        chosen = audio_format or style.audio_format or self.audio_format  # type: ignore[assignment]
         if chosen == "wav":
             return Audio(wav, MIME_TYPES["wav"], duration, wav_sample_rate(wav))
         return Audio(await self.encode_ogg_opus(wav), MIME_TYPES["ogg"], duration, _OPUS_RATE)
