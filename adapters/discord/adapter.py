@@ -1,0 +1,115 @@
+"""The inbound half on Discord: a discord.py client on the gateway with the message-content intent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import discord
+
+from adapters.base import AdapterState, Admit, Health
+from adapters.discord.normalise import addressed_to_bot, to_envelope
+from adapters.discord.settings import DiscordSettings
+from adapters.registry import Supervisor
+
+__all__ = ["DiscordAdapter", "DiscordTokenRefused"]
+
+log = logging.getLogger(__name__)
+
+
+class DiscordTokenRefused(Exception):
+    """The gateway closed with 4004 (authentication failed) or 4014 (intent not enabled for this bot)."""
+
+
+class _Client(discord.Client):
+    def __init__(self, adapter: DiscordAdapter) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = True  # privileged: enable it in the developer portal too
+        super().__init__(intents=intents)
+        self.adapter = adapter
+
+    async def on_ready(self) -> None:
+        self.adapter.connected(f"as {self.user}")
+
+    async def on_resumed(self) -> None:
+        self.adapter.connected("resumed")
+
+    async def on_disconnect(self) -> None:
+        self.adapter.disconnected()
+
+    async def on_message(self, message: discord.Message) -> None:
+        await self.adapter.on_message(self, message)
+
+
+class DiscordAdapter:
+    platform = "discord"
+
+    def __init__(self, settings: DiscordSettings, admit: Admit | None = None) -> None:
+        if not settings.bot_token:
+            raise ValueError("DISCORD_BOT_TOKEN is not set")
+        self.settings = settings
+        self._token = settings.bot_token
+        self._admit = admit
+        self._channels = set(settings.channels)
+        self._supervisor = Supervisor(
+            "discord", auth_errors=(discord.LoginFailure, discord.PrivilegedIntentsRequired, DiscordTokenRefused)
+        )
+        self.counters: dict[str, int] = {"admitted": 0, "ignored": 0, "notices": 0, "errors": 0, "disconnects": 0}
+
+    def health(self) -> Health:
+        health = self._supervisor.health()
+        health.extra.update(self.counters)
+        return health
+
+    def connected(self, detail: str) -> None:
+        self._supervisor.set_state(AdapterState.CONNECTED, detail)
+
+    def disconnected(self) -> None:
+        # discord.py reconnects by itself; we only make the gap visible.
+        self.counters["disconnects"] += 1
+        if not self._supervisor.stopping.is_set():
+            self._supervisor.set_state(AdapterState.RETRYING, "gateway disconnected; discord.py is reconnecting")
+
+    async def start(self, admit: Admit) -> None:
+        self._admit = admit
+        await self._supervisor.run(self._run_once)
+
+    async def stop(self) -> None:
+        self._supervisor.stop()
+
+    async def _run_once(self) -> None:
+        self.settings.point_library_here()
+        client = _Client(self)
+        try:
+            await client.login(self._token)  # GET /users/@me: 401 raises LoginFailure
+            connection = asyncio.create_task(client.connect(reconnect=True))
+            stopping = asyncio.create_task(self._supervisor.stopping.wait())
+            done, _ = await asyncio.wait({connection, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if connection in done:
+                error = connection.exception()
+                if isinstance(error, discord.ConnectionClosed) and error.code in (4004, 4014):
+                    raise DiscordTokenRefused(f"gateway closed with {error.code}") from error
+                if error is not None:
+                    raise error
+                raise ConnectionError("the gateway connection ended")
+        finally:
+            await client.close()
+
+    async def on_message(self, client: discord.Client, message: discord.Message) -> None:
+        me = client.user
+        if me is None or self._admit is None:
+            return
+        if not addressed_to_bot(message, me, self._channels):
+            self.counters["ignored"] += 1
+            return
+        envelope = to_envelope(message, me)
+        result = await self._admit(envelope)
+        self.counters["admitted"] += 1
+        if result.notice:
+            self.counters["notices"] += 1
+            try:
+                await message.reply(result.notice, mention_author=False)
+            except discord.HTTPException as exc:
+                self.counters["errors"] += 1
+                log.warning("discord: could not post a rate-limit notice: %s", exc)

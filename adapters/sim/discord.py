@@ -1,0 +1,422 @@
+"""A local Discord: the REST routes a bot uses and the gateway websocket, enough for discord.py unchanged.
+
+REST at ``{origin}/api/v10`` (set ``discord.http.Route.BASE``): ``GET /users/@me``,
+``GET /oauth2/applications/@me``, ``GET /gateway``, ``POST /channels/{id}/messages`` (JSON, or multipart
+with ``payload_json`` and ``files[n]``). A 429 has a ``Via`` header and the body
+``{"message", "retry_after", "global"}``, which is what makes discord.py retry it (NOTES §2).
+
+Gateway at ``ws://{host}:{port}/gateway`` (set ``DiscordWebSocket.DEFAULT_GATEWAY``): HELLO,
+heartbeat/ACK, IDENTIFY (token checked: close 4004; intents recorded), READY, GUILD_CREATE, then
+MESSAGE_CREATE for each user message; RESUME is answered with INVALID_SESSION so the client
+identifies afresh. Frames are uncompressed JSON text.
+
+``POST /_sim/user_message`` body: ``{"channel_id": "810", "content": "hi", "author_id": "501", "author": "alice",
+"dm": false, "thread_id": null, "mention": false, "reply_to": null, "voice": false}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import BodyPartReader, WSMsgType, web
+
+from adapters.sim.common import SentRecord, SimServer
+from adapters.sim.ogg import is_ogg, tiny_opus_ogg
+
+__all__ = ["DEFAULT_DISCORD_TOKEN", "MESSAGE_CONTENT_INTENT", "DiscordSimulator"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DISCORD_TOKEN = "sim.discord.bot-token"
+MESSAGE_CONTENT_INTENT = 1 << 15
+VOICE_MESSAGE_FLAG = 1 << 13
+_EPOCH_MS = 1420070400000
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    # discord.py decodes JSON only when Content-Type is exactly application/json (no charset).
+    return web.Response(
+        body=json.dumps(data).encode(), status=status, headers={**(headers or {}), "Content-Type": "application/json"}
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class _Session:
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.sequence = 0
+        self.identified = False
+        self.intents = 0
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        self.sequence += 1
+        await self.ws.send_str(json.dumps({"op": 0, "t": event, "s": self.sequence, "d": data}))
+
+
+class DiscordSimulator(SimServer):
+    name = "discord"
+
+    def __init__(
+        self,
+        *,
+        token: str = DEFAULT_DISCORD_TOKEN,
+        bot_user_id: int = 900100200300400500,
+        guild_id: int = 800,
+        channels: tuple[int, ...] = (810, 811),
+        threads: dict[int, int] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        super().__init__(host=host, port=port)
+        self.token = token
+        self.bot_user: dict[str, Any] = {
+            "id": str(bot_user_id),
+            "username": "patchbay",
+            "discriminator": "0",
+            "avatar": None,
+            "bot": True,
+        }
+        self.guild_id = guild_id
+        self.channels = list(channels)
+        self.threads = dict(threads or {820: channels[0]})  # thread id -> parent channel id
+        self.sessions: list[_Session] = []
+        self.identifies: list[dict[str, Any]] = []  # every IDENTIFY received, for inspection
+        self.attachments: dict[str, bytes] = {}
+        self._snowflake = 1
+        self.app.router.add_get("/api/v10/users/@me", self._me)
+        self.app.router.add_get("/api/v10/oauth2/applications/@me", self._application)
+        self.app.router.add_get("/api/v10/gateway", self._gateway_url)
+        self.app.router.add_get("/api/v10/gateway/bot", self._gateway_url)
+        self.app.router.add_post("/api/v10/channels/{channel_id}/messages", self._create_message)
+        self.app.router.add_get("/attachments/{attachment_id}/{filename}", self._attachment)
+        self.app.router.add_get("/gateway", self._gateway)
+
+    @property
+    def api_base_url(self) -> str:
+        return f"{self.origin}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/gateway"
+
+    @property
+    def bot_id(self) -> int:
+        return int(self.bot_user["id"])
+
+    def snowflake(self) -> str:
+        self._snowflake += 1
+        millis = int(datetime.now(UTC).timestamp() * 1000) - _EPOCH_MS
+        return str((millis << 22) | (self._snowflake & 0x3FFFFF))
+
+    def is_send(self, method: str) -> bool:
+        return method == "create_message"
+
+    async def before_stop(self) -> None:
+        for session in list(self.sessions):
+            await session.ws.close(code=1001, message=b"simulator stopping")
+
+    def _authorised(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bot {self.token}"
+
+    # ------------------------------------------------------------------ REST
+
+    async def _me(self, request: web.Request) -> web.Response:
+        self.requests.append(("GET", "/users/@me"))
+        if not self._authorised(request):
+            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
+        return _json({**self.bot_user, "flags": 0, "verified": True, "mfa_enabled": False})
+
+    async def _application(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
+        return _json(
+            {
+                "id": str(self.bot_id + 1),
+                "name": "Patchbay",
+                "icon": None,
+                "description": "",
+                "rpc_origins": [],
+                "bot_public": True,
+                "bot_require_code_grant": False,
+                "owner": {"id": "501", "username": "owner", "discriminator": "0", "avatar": None},
+                "summary": "",
+                "verify_key": "0" * 64,
+                "team": None,
+                "flags": 1 << 18,  # GATEWAY_MESSAGE_CONTENT: the privileged intent is enabled
+            }
+        )
+
+    async def _gateway_url(self, request: web.Request) -> web.Response:
+        return _json({"url": self.gateway_url, "shards": 1})
+
+    async def _create_message(self, request: web.Request) -> web.Response:
+        channel_id = request.match_info["channel_id"]
+        self.requests.append(("POST", f"/channels/{channel_id}/messages"))
+        if not self._authorised(request):
+            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
+        failure = self.take_failure("create_message")
+        if failure is not None:
+            if failure.status == 429:
+                retry = float(failure.retry_after or 1.0)
+                body = {"message": "You are being rate limited.", "retry_after": retry, "global": False}
+                headers = {"Via": "1.1 google", "Retry-After": str(retry), "X-RateLimit-Scope": "user"}
+                return _json(body, status=429, headers=headers)
+            return _json({"message": "Internal Server Error", "code": 0}, status=failure.status)
+        payload, files = await self._payload(request)
+        known = {str(c) for c in self.channels} | {str(t) for t in self.threads}
+        if channel_id not in known and not channel_id.startswith("7"):  # 7...: DM channels
+            return _json({"message": "Unknown Channel", "code": 10003}, status=404)
+        content = str(payload.get("content") or "")
+        if len(content) > 2000:
+            return _json({"message": "Invalid Form Body", "code": 50035}, status=400)
+        if not content and not files:
+            return _json({"message": "Cannot send an empty message", "code": 50006}, status=400)
+        message_id = self.snowflake()
+        reference = payload.get("message_reference") or {}
+        await self.record(
+            SentRecord(
+                method="create_message",
+                chat_id=channel_id,
+                text=content,
+                thread_id=channel_id if int(channel_id) in self.threads else None,
+                reply_to=None if not reference else str(reference.get("message_id")),
+                files=files,
+                message_id=message_id,
+                raw=payload,
+            )
+        )
+        return _json(self._message(message_id, channel_id, content, self.bot_user))
+
+    async def _payload(self, request: web.Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        if request.content_type == "application/json":
+            return await request.json(), []
+        payload: dict[str, Any] = {}
+        files: list[dict[str, Any]] = []
+        reader = await request.multipart()
+        async for part in reader:
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "payload_json":
+                payload = json.loads(await part.text())
+            elif part.name and part.name.startswith("files["):
+                data = await part.read()
+                name = part.filename or "file"
+                self.attachments[name] = bytes(data)
+                files.append(
+                    {
+                        "name": name,
+                        "content_type": part.headers.get("Content-Type", ""),
+                        "size": len(data),
+                        "ogg_valid": is_ogg(bytes(data)),
+                    }
+                )
+        return payload, files
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        data = self.attachments.get(request.match_info["attachment_id"])
+        return web.Response(status=404) if data is None else web.Response(body=data, content_type="audio/ogg")
+
+    def _message(self, message_id: str, channel_id: str, content: str, author: dict[str, Any]) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "id": message_id,
+            "channel_id": channel_id,
+            "type": 0,
+            "content": content,
+            "author": author,
+            "timestamp": _now(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "pinned": False,
+            "flags": 0,
+        }
+        if not channel_id.startswith("7"):
+            message["guild_id"] = str(self.guild_id)
+        return message
+
+    # ------------------------------------------------------------------ users
+
+    async def user_message(
+        self,
+        channel_id: int | str,
+        content: str,
+        *,
+        author_id: int | str = 501,
+        author: str = "alice",
+        dm: bool = False,
+        thread_id: int | str | None = None,
+        mention: bool = False,
+        reply_to: str | None = None,
+        voice: bytes | None = None,
+    ) -> dict[str, Any]:
+        """A user posts; every identified gateway session receives MESSAGE_CREATE. Returns the message."""
+        user = {"id": str(author_id), "username": author, "discriminator": "0", "avatar": None, "global_name": author}
+        target = str(thread_id) if thread_id is not None else str(channel_id)
+        if dm:
+            target = f"7{author_id}"  # a stable DM channel id per user
+        message = self._message(self.snowflake(), target, content, user)
+        if mention:
+            message["content"] = f"<@{self.bot_id}> {content}"
+            message["mentions"] = [self.bot_user]
+        if not dm:
+            message["member"] = {"roles": [], "joined_at": _now(), "deaf": False, "mute": False}
+        if reply_to is not None:
+            message["message_reference"] = {"message_id": reply_to, "channel_id": target, "type": 0}
+        if voice is not None:
+            attachment_id = self.snowflake()
+            self.attachments[attachment_id] = voice
+            message["flags"] = VOICE_MESSAGE_FLAG
+            message["attachments"] = [
+                {
+                    "id": attachment_id,
+                    "filename": "voice-message.ogg",
+                    "size": len(voice),
+                    "url": f"{self.origin}/attachments/{attachment_id}/voice-message.ogg",
+                    "proxy_url": f"{self.origin}/attachments/{attachment_id}/voice-message.ogg",
+                    "content_type": "audio/ogg",
+                    "duration_secs": 1.0,
+                    "waveform": "AAAA",
+                }
+            ]
+        for session in list(self.sessions):
+            if not session.identified:
+                continue
+            delivered = dict(message)
+            privileged = not dm and not mention
+            if privileged and not session.intents & MESSAGE_CONTENT_INTENT:
+                delivered["content"] = ""  # what Discord does without the message-content intent
+            await session.dispatch("MESSAGE_CREATE", delivered)
+        return message
+
+    async def user_message_from_json(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.user_message(
+            body.get("channel_id", self.channels[0]),
+            str(body.get("content", body.get("text", ""))),
+            author_id=body.get("author_id", 501),
+            author=str(body.get("author", "alice")),
+            dm=bool(body.get("dm", False)),
+            thread_id=body.get("thread_id"),
+            mention=bool(body.get("mention", False)),
+            reply_to=body.get("reply_to"),
+            voice=tiny_opus_ogg() if body.get("voice") else None,
+        )
+
+    # ------------------------------------------------------------------ the gateway
+
+    def _guild(self) -> dict[str, Any]:
+        guild_id = str(self.guild_id)
+        channels = [
+            {
+                "id": str(c),
+                "type": 0,
+                "name": f"channel-{c}",
+                "position": i,
+                "permission_overwrites": [],
+                "guild_id": guild_id,
+            }
+            for i, c in enumerate(self.channels)
+        ]
+        threads = [
+            {
+                "id": str(t),
+                "type": 11,
+                "name": f"thread-{t}",
+                "parent_id": str(parent),
+                "owner_id": "501",
+                "guild_id": guild_id,
+                "thread_metadata": {
+                    "archived": False,
+                    "auto_archive_duration": 1440,
+                    "archive_timestamp": _now(),
+                    "locked": False,
+                },
+                "message_count": 0,
+                "member_count": 1,
+            }
+            for t, parent in self.threads.items()
+        ]
+        everyone = {"id": guild_id, "name": "@everyone", "permissions": "1071698660929", "position": 0, "color": 0,
+                    "hoist": False, "managed": False, "mentionable": False}  # fmt: skip
+        return {
+            "id": guild_id,
+            "name": "Simulated guild",
+            "icon": None,
+            "owner_id": "501",
+            "roles": [everyone],
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "channels": channels,
+            "threads": threads,
+            "members": [],
+            "voice_states": [],
+            "presences": [],
+            "member_count": 2,
+            "large": False,
+            "unavailable": False,
+            "joined_at": _now(),
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "premium_tier": 0,
+            "preferred_locale": "en-US",
+            "nsfw_level": 0,
+        }
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        session = _Session(ws)
+        self.sessions.append(session)
+        try:
+            await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
+            async for frame in ws:
+                if frame.type != WSMsgType.TEXT:
+                    continue
+                await self._on_frame(session, json.loads(frame.data))
+        finally:
+            self.sessions.remove(session)
+        return ws
+
+    async def _on_frame(self, session: _Session, frame: dict[str, Any]) -> None:
+        op = frame.get("op")
+        data: dict[str, Any] = frame.get("d") or {}
+        if op == 1:
+            await session.ws.send_str(json.dumps({"op": 11}))
+        elif op == 2:
+            self.identifies.append(data)
+            if data.get("token") != self.token:
+                await session.ws.close(code=4004, message=b"Authentication failed.")
+                return
+            session.intents = int(data.get("intents", 0))
+            session.identified = True
+            await session.dispatch(
+                "READY",
+                {
+                    "v": 10,
+                    "user": self.bot_user,
+                    "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+                    "session_id": f"sim-session-{self.snowflake()}",
+                    "resume_gateway_url": self.gateway_url,
+                    "application": {"id": str(self.bot_id + 1), "flags": 1 << 18},
+                    "private_channels": [],
+                    "relationships": [],
+                },
+            )
+            await session.dispatch("GUILD_CREATE", self._guild())
+        elif op == 6:
+            # We keep no session history: ask the client to identify afresh.
+            await asyncio.sleep(0.1)
+            await session.ws.send_str(json.dumps({"op": 9, "d": False}))

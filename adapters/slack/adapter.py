@@ -1,0 +1,119 @@
+"""The inbound half on Slack: a slack-bolt async app fed by the Events API route or Socket Mode."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from slack_bolt.app.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.base import AdapterState, Admit, Health
+from adapters.registry import Supervisor
+from adapters.slack.normalise import answerable, to_envelope
+from adapters.slack.settings import SlackSettings
+
+__all__ = ["SlackAdapter", "SlackTokenRefused"]
+
+log = logging.getLogger(__name__)
+
+
+class SlackTokenRefused(Exception):
+    """auth.test answered invalid_auth / not_authed / token_revoked."""
+
+
+_AUTH_ERRORS = {"invalid_auth", "not_authed", "token_revoked", "account_inactive"}
+
+
+class SlackAdapter:
+    platform = "slack"
+
+    def __init__(self, settings: SlackSettings, admit: Admit | None = None) -> None:
+        if not settings.bot_token:
+            raise ValueError("SLACK_BOT_TOKEN is not set")
+        if not settings.signing_secret and not settings.app_token:
+            raise ValueError("Slack needs SLACK_SIGNING_SECRET (Events API) or SLACK_APP_TOKEN (Socket Mode)")
+        self.settings = settings
+        self._admit = admit
+        self._supervisor = Supervisor("slack", auth_errors=(SlackTokenRefused,))
+        self.client = AsyncWebClient(token=settings.bot_token, base_url=settings.api_root)
+        self.bot_user_id: str | None = None
+        self.counters: dict[str, int] = {"admitted": 0, "ignored": 0, "notices": 0, "errors": 0, "retries_seen": 0}
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=settings.signing_secret or "socket-mode-has-no-signing-secret",
+            # A retried delivery must be acknowledged at once: the ack goes out before our listener runs.
+            process_before_response=False,
+        )
+        self.app.event("app_mention")(self._on_event)
+        self.app.event("message")(self._on_event)
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.settings.app_token)
+
+    def health(self) -> Health:
+        health = self._supervisor.health()
+        health.extra.update(self.counters, mode="socket" if self.socket_mode else "events_api")
+        return health
+
+    async def start(self, admit: Admit) -> None:
+        self._admit = admit
+        await self._supervisor.run(self._run_once)
+
+    async def stop(self) -> None:
+        self._supervisor.stop()
+
+    async def _auth_test(self) -> dict[str, Any]:
+        try:
+            response = await self.client.auth_test()
+        except SlackApiError as exc:
+            if exc.response.get("error") in _AUTH_ERRORS:
+                raise SlackTokenRefused(str(exc.response.get("error"))) from exc
+            raise
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
+    async def _run_once(self) -> None:
+        auth = await self._auth_test()
+        self.bot_user_id = auth.get("user_id")
+        if self.socket_mode:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            handler = AsyncSocketModeHandler(self.app, app_token=self.settings.app_token, web_client=self.client)
+            await handler.connect_async()
+            try:
+                self._supervisor.set_state(AdapterState.CONNECTED, f"socket mode, team {auth.get('team_id')}")
+                await self._supervisor.stopping.wait()
+            finally:
+                await handler.close_async()
+            return
+        # Events API: Slack calls us. Being "connected" means our token works; probe it now and then.
+        self._supervisor.set_state(AdapterState.CONNECTED, f"events API, team {auth.get('team_id')}")
+        while not self._supervisor.stopping.is_set():
+            try:
+                await asyncio.wait_for(self._supervisor.stopping.wait(), self.settings.health_probe_s)
+            except TimeoutError:
+                await self._auth_test()
+
+    async def _on_event(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        if not answerable(event, self.bot_user_id):
+            self.counters["ignored"] += 1
+            return
+        if self._admit is None:
+            self.counters["errors"] += 1
+            log.error("slack: event %s arrived before the adapter was started; dropped", body.get("event_id"))
+            return
+        envelope = to_envelope(body, event, self.bot_user_id)
+        result = await self._admit(envelope)
+        self.counters["admitted"] += 1
+        if result.notice:
+            self.counters["notices"] += 1
+            try:
+                await self.client.chat_postMessage(
+                    channel=envelope.conversation_id, text=result.notice, thread_ts=envelope.hints["thread_ts"]
+                )
+            except SlackApiError as exc:
+                self.counters["errors"] += 1
+                log.warning("slack: could not post a rate-limit notice: %s", exc)

@@ -1,0 +1,42 @@
+"""Telegram: python-telegram-bot long polling or webhook inbound, Bot API REST outbound."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from adapters.base import Admit, Sender
+from adapters.egress_limits import EgressLimits
+from adapters.telegram.adapter import TelegramAdapter
+from adapters.telegram.sender import TelegramSender
+from adapters.telegram.settings import TelegramSettings
+
+__all__ = [
+    "TelegramAdapter",
+    "TelegramSender",
+    "TelegramSettings",
+    "build_adapter",
+    "build_router",
+    "build_sender",
+    "load_settings",
+]
+
+
+def load_settings() -> TelegramSettings:
+    return TelegramSettings()
+
+
+def build_adapter(settings: TelegramSettings, admit: Admit | None) -> TelegramAdapter | None:
+    return TelegramAdapter(settings, admit) if settings.bot_token else None
+
+
+def build_sender(settings: TelegramSettings, redis_url: str) -> Sender | None:
+    return TelegramSender(settings, EgressLimits(redis_url)) if settings.bot_token else None
+
+
+def build_router(adapter: TelegramAdapter) -> APIRouter | None:
+    """``POST /telegram/webhook`` in webhook mode; None when polling (nothing to mount)."""
+    if not adapter.webhook_mode:
+        return None
+    from adapters.telegram.router import build_router as webhook_router
+
+    return webhook_router(adapter)
