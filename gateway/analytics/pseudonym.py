@@ -1,0 +1,54 @@
+"""Keyed pseudonyms: HMAC-SHA256 of user, conversation and message ids.
+
+The database never stores a raw platform id, only these pseudonyms. They still join (the same id
+always maps to the same pseudonym), so engagement, returning users and reaction→reply links work,
+while a leaked export or database reveals nobody's Discord/Telegram/Slack id. Deleting a user's
+data stays possible: whoever holds the key computes the user's pseudonym and deletes by it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from pathlib import Path
+
+__all__ = ["Pseudonymiser", "load_or_create_key"]
+
+log = logging.getLogger(__name__)
+
+
+def load_or_create_key(configured: str | None, data_dir: Path) -> bytes:
+    """``PATCHBAY_ANALYTICS_KEY`` if set; else ``<data_dir>/analytics.key``, created (0600) on first use.
+
+    The key must outlive restarts: a new key would make yesterday's users look like new users.
+    """
+    if configured:
+        return configured.encode()
+    path = data_dir / "analytics.key"
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32).encode()
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first: use theirs so pseudonyms agree
+        return path.read_bytes().strip()
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(key)
+    log.warning("generated an analytics pseudonym key in %s; back it up with the database", path)
+    return key
+
+
+class Pseudonymiser:
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def __call__(self, value: str | None) -> str | None:
+        if value is None or value == "":
+            return value
+        return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:24]
