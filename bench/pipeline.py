@@ -157,10 +157,7 @@ def main() -> None:
     print(f"{'  p50 / p95 latency ms':58} {p(slow_lat, 50):6.0f}/{p(slow_lat, 95):5.0f}")
     print(f"{'  failed requests':58} {slow_fail:12d}")
     print(f"{'direct call µs (baseline)':58} {layer['direct_us']:12.2f} {1.0:8.2f}")
-    print(
-        f"{'one patch layer µs':58} {layer['layered_us']:12.2f} "
-        f"{layer['layered_us'] / layer['direct_us']:8.2f}"
-    )
+    print(f"{'one patch layer µs':58} {layer['layered_us']:12.2f} {layer['layered_us'] / layer['direct_us']:8.2f}")
     print(f"{'  overhead per call µs':58} {layer['overhead_us']:12.2f} {'':8} {'<= 5 µs':>10}")
 
 

@@ -23,11 +23,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters.base import AdmitResult, PlatformAdapter
+from adapters.registry import platform_health, platform_routers
 from adapters.webchat import ReplyWaiter
 from adapters.webchat.routes import build_webchat_router
 from gateway.admission import Admitter
 from gateway.embedded_redis import redis_py_url
 from gateway.envelope import Envelope
+from gateway.limits import Guard
 from gateway.settings import Settings
 from workers.app import make_celery
 from workers.pipeline import HEARTBEAT_PREFIX
@@ -53,7 +55,7 @@ class GatewayState:
 def create_app(settings: Settings | None = None, *, embedded: bool = False) -> FastAPI:
     settings = settings or Settings()
     redis = Redis.from_url(redis_py_url(settings.effective_redis_url), max_connections=1024)
-    admitter = Admitter(redis, make_celery(settings), guard=_build_guard(settings, redis))
+    admitter = Admitter(redis, make_celery(settings), guard=Guard(redis))
     waiter = ReplyWaiter(redis)
     state = GatewayState(settings=settings, redis=redis, admitter=admitter, waiter=waiter)
 
@@ -61,7 +63,10 @@ def create_app(settings: Settings | None = None, *, embedded: bool = False) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await waiter.start()
         await _start_side_tasks(state)
-        log.info("gateway listening on http://%s:%d", settings.http_host, settings.http_port)
+        url = f"http://{settings.http_host}:{settings.http_port}"
+        log.info("gateway listening on %s", url)
+        if embedded:
+            print(f"\nPatchbay is running: open {url}/ to chat, {url}/dashboard for analytics. Ctrl-C stops it.\n")
         try:
             yield
         finally:
@@ -81,7 +86,7 @@ def create_app(settings: Settings | None = None, *, embedded: bool = False) -> F
         return JSONResponse({"error": "invalid_request", "detail": problems}, status_code=422)
 
     app.include_router(build_webchat_router(state.admit, waiter, settings.reply_timeout_s))
-    for router in _platform_routers(state):
+    for router in platform_routers():
         app.include_router(router)
     for router in _operator_routers(settings, embedded):
         app.include_router(router)
@@ -118,7 +123,7 @@ async def _health(state: GatewayState) -> dict[str, Any]:
         async for key in state.redis.scan_iter(match=HEARTBEAT_PREFIX + "*", count=100):
             workers.append(key.decode().removeprefix(HEARTBEAT_PREFIX))
     checks["workers"] = {"ok": bool(workers), "seen": sorted(workers)}
-    platforms = {adapter.platform: adapter.health() for adapter in state.adapters}
+    platforms = platform_health()
     checks["platforms"] = {
         name: {"state": str(health.state), "detail": health.detail} for name, health in platforms.items()
     }
@@ -141,21 +146,29 @@ def _register_cluster_metrics(settings: Settings) -> None:
         _cluster_metrics_registered = True
 
 
-def _build_guard(settings: Settings, redis: Redis) -> Any:
-    return None
-
-
-def _platform_routers(state: GatewayState) -> list[Any]:
-    return []
-
-
 def _operator_routers(settings: Settings, embedded: bool) -> list[Any]:
-    return []
+    from gateway.admin import build_admin_router, require_admin_token
+    from gateway.dashboard import build_dashboard_router
+
+    # A production gateway refuses to start without a token; an embedded run makes one up and prints it.
+    token = require_admin_token(settings, embedded)
+    settings = settings.model_copy(update={"admin_token": token})
+    return [build_admin_router(settings), build_dashboard_router(settings)]
 
 
 async def _start_side_tasks(state: GatewayState) -> None:
-    return None
+    from adapters.registry import start_platforms
+    from gateway.analytics.writer import AnalyticsWriter
+
+    writer = AnalyticsWriter.from_settings(state.settings)
+    writer.start()
+    state.background.append(writer)
+    state.adapters = await start_platforms(state.admit)
 
 
 async def _stop_side_tasks(state: GatewayState) -> None:
-    return None
+    from adapters.registry import stop_platforms
+
+    await stop_platforms()
+    for writer in state.background:
+        await writer.stop()

@@ -95,11 +95,19 @@ def sim() -> None:
 
 def _mount() -> None:
     """Attach the groups other packages own (each package keeps its own commands)."""
+    from adapters.sim.cli import discord_sim_command, slack_sim_command, telegram_sim_command
+    from gateway.analytics.cli import analytics_group
+    from gateway.limits.cli import blocks_group
     from patches.cli import patches_group
     from workers.llm.simulator import llm_sim_command
 
     cli.add_command(patches_group, "patches")
+    cli.add_command(analytics_group, "analytics")
+    cli.add_command(blocks_group, "blocks")
     sim.add_command(llm_sim_command, "llm")
+    sim.add_command(discord_sim_command, "discord")
+    sim.add_command(telegram_sim_command, "telegram")
+    sim.add_command(slack_sim_command, "slack")
 
 
 _mount()

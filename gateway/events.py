@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import logging
+from functools import cache
 from typing import Any
 
 from redis.asyncio import Redis
 
-__all__ = ["EVENTS_KEY", "emit_event"]
+from gateway.analytics.settings import AnalyticsSettings
+from gateway.analytics.sink import EMIT_FAILURES, encode_event
+
+__all__ = ["emit_event", "events_queue"]
 
 log = logging.getLogger(__name__)
 
-EVENTS_KEY = "patchbay:analytics:events"
+
+@cache
+def events_queue() -> str:
+    return AnalyticsSettings().queue
 
 
 async def emit_event(redis: Redis, event: dict[str, Any]) -> None:
-    """Queue one event; a Redis failure loses the event (logged), never the message."""
+    """Queue one event on a client the caller already holds; a failure loses the event (counted, logged), never the message."""
     try:
-        await redis.lpush(EVENTS_KEY, json.dumps(event, default=str))
+        await redis.lpush(events_queue(), encode_event(event))
     except Exception as exc:
+        EMIT_FAILURES.labels(str(event.get("kind"))).inc()
         log.warning("analytics event lost kind=%s key=%s error=%r", event.get("kind"), event.get("key"), exc)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -85,9 +84,7 @@ def run_embedded(settings: Settings) -> int:
     if not settings.redis_url:
         server = EmbeddedRedis(settings.data_dir, persist=True).start()
         os.environ["REDIS_URL"] = server.url
-    if not settings.admin_token:
-        os.environ["PATCHBAY_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
-    settings = Settings()  # again, now with the embedded Redis and the admin token
+    settings = Settings()  # again, now with the embedded Redis
     workers = [_spawn_worker(i, os.environ.copy(), settings.data_dir) for i in range(settings.workers)]
     try:
         run_gateway(settings, embedded=True)

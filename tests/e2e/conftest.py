@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -76,9 +75,3 @@ def make_cluster(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> I
     finally:
         for cluster in clusters:
             cluster.stop()
-
-
-def events(client: redis.Redis, kind: str | None = None) -> list[dict[str, Any]]:
-    """Analytics events still queued in Redis (no writer runs in these tests), oldest first."""
-    items = [json.loads(raw) for raw in reversed(client.lrange("patchbay:analytics:events", 0, -1))]
-    return [item for item in items if kind is None or item.get("kind") == kind]

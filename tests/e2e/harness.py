@@ -49,6 +49,11 @@ class Cluster:
             "PATCHBAY_HTTP_PORT": str(self.port),
             "PATCHBAY_ADMIN_TOKEN": "test-admin-token",
             "PATCHBAY_LOG_LEVEL": "INFO",
+            # Generous limits: these tests are about the pipeline; rate-limit tests set their own.
+            "PATCHBAY_LIMIT_USER": "1000/minute",
+            "PATCHBAY_LIMIT_CONVERSATION": "1000/minute",
+            "PATCHBAY_LIMIT_PLATFORM": "100000/minute",
+            "PATCHBAY_LIMIT_GLOBAL": "100000/minute",
             **(env or {}),
         }
         self.workers: list[subprocess.Popen[bytes]] = []
