@@ -37,7 +37,14 @@ def run_gateway(settings: Settings, *, embedded: bool = False) -> None:
     from gateway.app import create_app
 
     app = create_app(settings, embedded=embedded)
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="on")
+    )
+    # With Python's default SIGINT handler in place, asyncio's runner would cancel the server task on
+    # Ctrl-C and cut the shutdown (analytics flush, platform disconnects) short; with ours, it leaves
+    # SIGINT to uvicorn, which shuts down gracefully.
+    signal.signal(signal.SIGINT, lambda *_: setattr(server, "should_exit", True))
+    server.run()
 
 
 def run_worker(settings: Settings, *, concurrency: int | None = None, name: str | None = None) -> None:
