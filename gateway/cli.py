@@ -100,10 +100,12 @@ def _mount() -> None:
     from gateway.limits.cli import blocks_group
     from patches.cli import patches_group
     from workers.llm.simulator import llm_sim_command
+    from workers.memory.cli import memory_group
 
     cli.add_command(patches_group, "patches")
     cli.add_command(analytics_group, "analytics")
     cli.add_command(blocks_group, "blocks")
+    cli.add_command(memory_group, "memory")
     sim.add_command(llm_sim_command, "llm")
     sim.add_command(discord_sim_command, "discord")
     sim.add_command(telegram_sim_command, "telegram")

@@ -1,0 +1,80 @@
+"""Memories in the prompt (dates, budget) and the ``patchbay memory forget`` command."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from workers.components import Recalled, RecallQuery, Scope, Turn
+from workers.memory import build_base_memory
+from workers.memory.cli import memory_group
+from workers.memory.prompt import approx_tokens, format_memories, relative_age
+
+NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
+
+
+def memory(words: str, days_ago: float, score: float, role: str = "user") -> Recalled:
+    turn = Turn("c", role, words, "alice", author_name="Alice", timestamp=NOW - timedelta(days=days_ago))
+    return Recalled(turn, score)
+
+
+def test_memories_carry_absolute_and_relative_dates_oldest_first() -> None:
+    block = format_memories([memory("I got a puppy", 7, 0.9), memory("I love hiking", 40, 0.5)], 200, NOW)
+    lines = block.splitlines()
+    assert lines[1] == "- 2025-05-06 (5 weeks ago), Alice: I love hiking"
+    assert lines[2] == "- 2025-06-08 (7 days ago), Alice: I got a puppy"
+
+
+def test_the_budget_keeps_the_most_relevant_memories() -> None:
+    memories = [memory(f"fact number {i} " + "word " * 20, i + 1, 1.0 - i / 10) for i in range(8)]
+    block = format_memories(memories, 80, NOW)
+    assert approx_tokens(block) <= 80
+    assert "fact number 0 " in block and "fact number 7 " not in block
+    assert format_memories(memories, 5, NOW) == ""
+    assert format_memories([], 500, NOW) == ""
+
+
+@pytest.mark.parametrize(
+    ("delta", "expected"),
+    [
+        (timedelta(seconds=20), "just now"),
+        (timedelta(hours=3), "3 hours ago"),
+        (timedelta(days=1, hours=2), "yesterday"),
+        (timedelta(days=9), "9 days ago"),
+        (timedelta(days=100), "3 months ago"),
+        (timedelta(days=800), "2 years ago"),
+    ],
+)
+def test_relative_ages(delta: timedelta, expected: str) -> None:
+    assert relative_age(NOW - delta, NOW) == expected
+
+
+def test_forget_command_deletes_a_users_memories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATCHBAY_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    url = f"sqlite+aiosqlite:///{(tmp_path / 'patchbay.db').resolve()}"
+
+    async def seed() -> None:
+        store = build_base_memory(url)
+        await store.init()
+        await store.remember(Turn("c", "user", "remember my birthday is in March", "alice", user_id="alice"))
+        await store.remember(Turn("c", "user", "and mine is in July", "bob", user_id="bob"))
+        await store.aclose()
+
+    async def remaining() -> list[str]:
+        store = build_base_memory(url)
+        await store.init()
+        try:
+            return [r.turn.text for r in await store.recall(RecallQuery("birthday", "c", "bob", Scope.CHANNEL))]
+        finally:
+            await store.aclose()
+
+    asyncio.run(seed())
+    result = CliRunner().invoke(memory_group, ["forget", "--user", "alice"])
+    assert result.exit_code == 0, result.output
+    assert "forgot 1 turns of user alice" in result.output
+    assert asyncio.run(remaining()) == ["and mine is in July"]
