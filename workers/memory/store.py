@@ -212,7 +212,6 @@ class SqlMemory:
             return []
         branches, scope_values = scope_filter(query)
         terms = _unique_terms(query.text)
-        query_vector = await self._query_vector(query.text)
         settings = self.settings
         async with self._engine.connect() as conn:
             lexical: dict[int, float] = {}
@@ -237,7 +236,8 @@ class SqlMemory:
             if missing:
                 candidates += await self._rows_by_id(conn, missing, "id, ts, embedding")
             if not candidates:
-                return []
+                return []  # nothing this scope may see: no need to embed the query at all
+            query_vector = await self._query_vector(query.text)
             ids = np.fromiter((int(r[0]) for r in candidates), dtype=np.int64, count=len(candidates))
             timestamps = np.fromiter((float(r[1]) for r in candidates), dtype=np.float64, count=len(candidates))
             scores = self._score(ids, timestamps, [r[2] for r in candidates], lexical, query_vector)
