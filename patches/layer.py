@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 _OK: Final = HealthState.OK
 _SWITCHED_OFF: Final = "switched off"
-_OUTSIDE_ROLLOUT: Final = "outside rollout"
+OUTSIDE_ROLLOUT: Final = "outside rollout"  # analytics tell control-group users by this reason
 _AUTO_DISABLED: Final = "auto-disabled"
 _NO_KWARGS: Final[dict[str, Any]] = {}
 
@@ -87,7 +87,7 @@ class Guard:
         if not enabled:
             return _SWITCHED_OFF
         if percent < 100.0 and (user_id is None or percent <= 0.0 or bucket(self.name, user_id) > percent):
-            return _OUTSIDE_ROLLOUT
+            return OUTSIDE_ROLLOUT
         # Last, so the one probe call after a cool-down goes to a call that will really run.
         if self.health.state is not _OK and not self.health.allow():
             return _AUTO_DISABLED

@@ -26,6 +26,7 @@ from gateway.embedded_redis import redis_py_url
 from gateway.envelope import Envelope, EnvelopeError, Reply, parse_envelope
 from gateway.events import emit_event
 from gateway.settings import Settings
+from patches.layer import OUTSIDE_ROLLOUT
 from workers.ledger import Claim, Ledger, key_names
 from workers.report import MessageReport, message_report
 from workers.stack import Stack, build_stack
@@ -148,7 +149,12 @@ class WorkerContext:
             "patches": [
                 {"patch": t.patch, "method": t.method, "outcome": t.outcome, "reason": t.reason} for t in trace
             ],
-            "variants": {t.patch: t.outcome != "skipped" for t in trace},
+            # A rollout's two groups: users inside it, and the control group it skipped for being outside.
+            "variants": {
+                t.patch: t.reason != OUTSIDE_ROLLOUT
+                for t in trace
+                if t.outcome != "skipped" or t.reason == OUTSIDE_ROLLOUT
+            },
             **{k: v for k, v in asdict(report).items() if k != "extra"},
         }
         if reply.reason and not event.get("degraded"):
