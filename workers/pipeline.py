@@ -36,6 +36,7 @@ __all__ = ["Outcome", "WorkerContext", "worker_context"]
 log = logging.getLogger(__name__)
 
 HEARTBEAT_PREFIX = "patchbay:workers:"
+INTERNAL_ERROR_REPLY = "Sorry, something went wrong on my side while answering. Please try again."
 HEARTBEAT_TTL_S = 15
 
 
@@ -116,7 +117,12 @@ class WorkerContext:
                 user_id=envelope.author_id, conversation_key=envelope.conversation_key, platform=envelope.platform
             ),
         ):
-            reply = await stack.handler.handle(envelope)
+            try:
+                reply = await stack.handler.handle(envelope)
+            except Exception as exc:  # a bug must not cost the user their answer, nor stall the conversation
+                log.exception("handler failed key=%s: answering with an apology", envelope.dedupe_key)
+                report.error = repr(exc)
+                reply = Reply.answering(envelope, INTERNAL_ERROR_REPLY, reason="internal_error")
             try:
                 report.reply_ids = await self.egress.deliver(reply)
             except DeliveryFailed as exc:
