@@ -79,11 +79,9 @@ class ChatHandler:
         if command is not None:
             return await self._voice_command(envelope, command)
         if envelope.voice is not None and not envelope.text.strip():
-            envelope = await self._transcribed(envelope)
-            if not envelope.text.strip():
-                from workers.voice.transcribe import VOICE_INPUT_NOT_SET_UP
-
-                return Reply.answering(envelope, VOICE_INPUT_NOT_SET_UP, reason="voice_input_unavailable")
+            envelope, problem = await self._transcribed(envelope)
+            if problem is not None:
+                return Reply.answering(envelope, problem, reason="voice_input_unavailable")
         if self.emotion is not None:
             try:
                 await self.emotion.read_and_observe(envelope.author_id, envelope.text)  # type: ignore[attr-defined]
@@ -104,18 +102,24 @@ class ChatHandler:
         await self.voice.preferences.set_user(envelope.author_id, enabled)
         return Reply.answering(envelope, "Voice replies are on." if enabled else "Voice replies are off.")
 
-    async def _transcribed(self, envelope: Envelope) -> Envelope:
-        from workers.voice.transcribe import Transcriber, TranscriptionUnavailable
+    async def _transcribed(self, envelope: Envelope) -> tuple[Envelope, str | None]:
+        """The voice message as text, or what to tell the user instead (never silence)."""
+        from workers.voice.transcribe import VOICE_INPUT_NOT_SET_UP, Transcriber
 
         transcriber = Transcriber()
-        if not transcriber.available() or envelope.voice is None or envelope.voice.data_b64 is None:
-            log.info("voice message without transcription key=%s", envelope.dedupe_key)
-            return envelope
+        voice = envelope.voice
+        if voice is None or not transcriber.available:
+            log.info("voice message without a transcription provider key=%s", envelope.dedupe_key)
+            return envelope, VOICE_INPUT_NOT_SET_UP
         try:
-            text = await transcriber.transcribe(envelope.voice.data())
-        except TranscriptionUnavailable:
-            return envelope
-        return envelope.model_copy(update={"text": text})
+            audio = voice.data() if voice.data_b64 is not None else await _download(voice.url or "", envelope.platform)
+            text = await transcriber.transcribe(audio, filename=voice.filename or "voice.ogg")
+        except Exception as exc:
+            log.warning("transcription failed key=%s error=%r", envelope.dedupe_key, exc)
+            return envelope, "Sorry, I could not listen to that voice message. Could you type it instead?"
+        if not text.strip():
+            return envelope, "I could not make out any words in that voice message."
+        return envelope.model_copy(update={"text": text}), None
 
     async def _spoken(self, envelope: Envelope, reply: Reply) -> Reply:
         assert self.voice is not None
@@ -232,3 +236,18 @@ class ChatHandler:
 
 def _voice_filename(mime_type: str) -> str:
     return "voice.wav" if "wav" in mime_type else "voice.ogg"
+
+
+async def _download(url: str, platform: str) -> bytes:
+    """Fetch a platform-hosted voice file; Slack's private file URLs need the bot token."""
+    import os
+
+    import httpx
+
+    headers = {}
+    if platform == Platform.SLACK and os.environ.get("SLACK_BOT_TOKEN"):
+        headers["Authorization"] = f"Bearer {os.environ['SLACK_BOT_TOKEN']}"
+    async with httpx.AsyncClient(timeout=30, follow_redirects=True) as client:
+        response = await client.get(url, headers=headers)
+        response.raise_for_status()
+        return response.content
