@@ -12,6 +12,7 @@ import time
 
 from workers.components import LLMRequest, LLMResult
 from workers.llm.accounting import result_from_response
+from workers.llm.echo import ECHO_MODEL, EchoLLM
 from workers.llm.litellm_loader import load_litellm
 from workers.llm.metrics import LLM_CALLS
 from workers.llm.settings import LLMSettings
@@ -71,8 +72,10 @@ class LiteLLMClient:
         await litellm.close_litellm_async_clients()
 
 
-def build_base_llm(settings: LLMSettings | None = None) -> LiteLLMClient:
+def build_base_llm(settings: LLMSettings | None = None) -> LiteLLMClient | EchoLLM:
     settings = settings or LLMSettings()
+    if settings.model == ECHO_MODEL:
+        return EchoLLM()
     return LiteLLMClient(
         settings.model,
         api_base=settings.api_base,
