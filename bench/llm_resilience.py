@@ -14,15 +14,12 @@ import asyncio
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from pathlib import Path
-
-import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -31,36 +28,10 @@ from workers.components import LLM, LLMRequest, LLMResult
 from workers.llm.client import LiteLLMClient
 from workers.llm.resilience import build_resilient_llm
 from workers.llm.settings import LLMSettings, ProviderConfig
+from workers.llm.simulator import SimulatorProcess
 
 os.environ.setdefault("OPENAI_API_KEY", "sk-simulator")
 MODEL = "openai/gpt-4o-mini"  # priced in litellm's cost map, so cost figures are real list prices
-
-
-class SimulatorProcess:
-    """One simulator in its own process, so its CPU is not charged to the code under test."""
-
-    def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "workers.llm.simulator", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline().split()
-        if not line or line[0] != "READY":
-            raise RuntimeError("the simulator did not start")
-        self.port = int(line[1])
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-
-    async def control(self, **settings: object) -> None:
-        async with aiohttp.ClientSession() as http:
-            await http.post(f"http://127.0.0.1:{self.port}/_control", json=settings)
-            await http.post(f"http://127.0.0.1:{self.port}/_reset")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
 
 
 async def run_many(llm: LLM, requests: list[LLMRequest], concurrency: int) -> list[LLMResult | BaseException]:
@@ -132,7 +103,8 @@ async def main(args: argparse.Namespace) -> None:
 
         # ---- 1. success rate with three providers failing independently 30% of the time
         for sim in sims:
-            await sim.control(error_rate=0.3, error_kinds=["500", "429", "malformed"], retry_after_s=1)
+            sim.configure(error_rate=0.3, error_kinds=["500", "429", "malformed"], retry_after_s=1)
+            sim.reset()
         # allowed_fails is per minute: at this traffic a provider failing 30% is flaky, not down, so it must
         # not be cooled down after a handful of failures (see docs/llm.md, "cooldowns at high traffic").
         settings = LLMSettings(
@@ -155,7 +127,8 @@ async def main(args: argparse.Namespace) -> None:
 
         # ---- 2. latency the layer adds on the fault-free path (zero-latency provider, cache on, all misses)
         for sim in sims:
-            await sim.control(error_rate=0.0, latency_ms=0)
+            sim.configure(error_rate=0.0, latency_ms=0)
+            sim.reset()
         fault_free = build_resilient_llm(
             base, LLMSettings(providers=providers, last_resort_base=False, cache_enabled=True), redis_url
         )

@@ -32,19 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from gateway.embedded_redis import EmbeddedRedis, celery_url  # noqa: E402
 from tests.e2e.harness import Cluster  # noqa: E402
-
-
-def _start_simulator(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "workers.llm.simulator", "--port", "0", "--latency-ms", str(latency_ms)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    return process, f"http://127.0.0.1:{int(line.split()[1])}/v1"
-
+from workers.llm.simulator import SimulatorProcess  # noqa: E402
 
 BARE_APP = """
 from celery import Celery
@@ -115,10 +103,10 @@ def pipeline_rate(
     env |= {f"PATCHBAY_LIMIT_{scope}": "1000000/minute" for scope in ("USER", "CONVERSATION", "PLATFORM", "GLOBAL")}
     simulator = None
     if litellm:
-        simulator, base_url = _start_simulator(llm_latency_ms)
+        simulator = SimulatorProcess("--latency-ms", str(llm_latency_ms))
         env |= {
             "PATCHBAY_LLM_MODEL": "openai/sim-model",
-            "PATCHBAY_LLM_API_BASE": base_url,
+            "PATCHBAY_LLM_API_BASE": simulator.base_url,
             "OPENAI_API_KEY": "sk-bench",
         }
     else:
@@ -130,7 +118,7 @@ def pipeline_rate(
     finally:
         cluster.stop()
         if simulator is not None:
-            simulator.kill()
+            simulator.stop()
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import SimulatorProcess
+from workers.llm.simulator import SimulatorProcess
 
 pytestmark = pytest.mark.e2e
 

@@ -16,14 +16,25 @@ import json
 import math
 import random
 import re
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import click
+import httpx
 from aiohttp import web
 
-__all__ = ["ERROR_KINDS", "LLMSimulator", "SimulatorConfig", "count_tokens", "llm_sim_command", "sim_reply"]
+__all__ = [
+    "ERROR_KINDS",
+    "LLMSimulator",
+    "SimulatorConfig",
+    "count_tokens",
+    "llm_sim_command",
+    "long_reply",
+    "sim_reply",
+]
 
 ERROR_KINDS = ("500", "429", "timeout", "malformed")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -43,6 +54,44 @@ def sim_reply(messages: list[dict[str, Any]]) -> str:
     return f"sim reply #{digest}: {short}"
 
 
+_FILLER_SENTENCES = (
+    "The quick brown fox jumps over the lazy dog.",
+    "Patchbay splits long answers where a reader would pause anyway.",
+    "Every platform has its own limit, so the same answer arrives in pieces of different sizes.",
+    "Nothing is cut in the middle of a word unless a single word is longer than the limit.",
+)
+_FILLER_CODE = "\n".join(
+    ["```python", "def total_of_all_the_numbers():", "    total = 0"]
+    + [f"    total = total + {n} * {n}  # step {n} of the long sum" for n in range(1, 31)]
+    + ["    return total", "```"]
+)
+_CODE_FROM_CHARS = 1500  # shorter replies are prose only: speech tests want words, not code
+
+
+def long_reply(chars: int) -> str:
+    """A fixed text of exactly ``chars`` characters: paragraphs of sentences, and one fenced code block
+    of about 1,700 characters when ``chars`` is large enough.
+
+    The same for every prompt on purpose: splitting tests can rebuild the original from the chunks,
+    and speech tests compare two replies whose words are identical. The code block ends well before
+    the cut to length, so it is always whole.
+    """
+    if chars <= 0:
+        raise ValueError("chars must be positive")
+    paragraphs: list[str] = []
+    length = 0
+    index = 0
+    while length < chars:
+        if index == 1 and chars >= _CODE_FROM_CHARS + len(_FILLER_CODE):
+            paragraphs.append(_FILLER_CODE)
+        else:
+            rotated = _FILLER_SENTENCES[index % 4 :] + _FILLER_SENTENCES[: index % 4]
+            paragraphs.append(" ".join(rotated) + f" This is paragraph {index + 1}.")
+        length = len("\n\n".join(paragraphs))
+        index += 1
+    return "\n\n".join(paragraphs)[:chars].rstrip().ljust(chars, ".")
+
+
 @dataclass(slots=True)
 class SimulatorConfig:
     latency_ms: float = 0.0
@@ -55,6 +104,7 @@ class SimulatorConfig:
     fail_next_kind: str = "500"
     seed: int = 0
     model: str = "sim-model"
+    reply_chars: int = 0  # > 0: every reply is ``long_reply(reply_chars)`` instead of ``sim_reply(messages)``
 
     def validate(self) -> None:
         unknown = {*self.error_kinds, self.fail_next_kind} - set(ERROR_KINDS)
@@ -64,6 +114,8 @@ class SimulatorConfig:
             raise ValueError("error_rate must be within [0, 1]")
         if self.error_rate > 0 and not self.error_kinds:
             raise ValueError("error_rate > 0 needs at least one error kind")
+        if self.reply_chars < 0:
+            raise ValueError("reply_chars must be >= 0 (0 = the usual short reply)")
 
 
 @dataclass(slots=True)
@@ -189,7 +241,7 @@ class LLMSimulator:
             return await self._fault(fault)
         await self._delay()
         self._stats.successes += 1
-        text = sim_reply(messages)
+        text = long_reply(self.config.reply_chars) if self.config.reply_chars else sim_reply(messages)
         prompt_tokens = sum(count_tokens(str(m.get("content", ""))) + 4 for m in messages) + 2
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
         completion_tokens = count_tokens(text)
@@ -295,6 +347,39 @@ class LLMSimulator:
         return web.json_response({"ok": True})
 
 
+class SimulatorProcess:
+    """The simulator in a process of its own (tests, benchmarks), so its CPU is not charged to the code under test."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "workers.llm.simulator", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().split()
+        if not line or line[0] != "READY":
+            self.process.kill()
+            raise RuntimeError(f"the LLM simulator did not start: {line!r}")
+        self.port = int(line[1])
+        self.root_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = self.root_url + "/v1"
+
+    def stats(self) -> dict[str, Any]:
+        return httpx.get(self.root_url + "/_stats", timeout=10).json()
+
+    def configure(self, **changes: Any) -> None:
+        httpx.post(self.root_url + "/_control", json=changes, timeout=10).raise_for_status()
+
+    def reset(self) -> None:
+        httpx.post(self.root_url + "/_reset", timeout=10).raise_for_status()
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
 async def _serve_forever(simulator: LLMSimulator) -> None:
     async with simulator:
         click.echo(f"LLM simulator listening on {simulator.base_url}", err=True)
@@ -315,6 +400,9 @@ async def _serve_forever(simulator: LLMSimulator) -> None:
 @click.option("--retry-after", "retry_after_s", default=1, show_default=True, type=int)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--model", default="sim-model", show_default=True)
+@click.option(
+    "--reply-chars", default=0, show_default=True, type=int, help="> 0: every reply is a fixed text this long"
+)
 def llm_sim_command(
     host: str,
     port: int,
@@ -325,6 +413,7 @@ def llm_sim_command(
     retry_after_s: int,
     seed: int,
     model: str,
+    reply_chars: int,
 ) -> None:
     kinds = [kind.strip() for kind in error_kinds.split(",") if kind.strip()]
     try:
@@ -338,6 +427,7 @@ def llm_sim_command(
             retry_after_s=retry_after_s,
             seed=seed,
             model=model,
+            reply_chars=reply_chars,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
