@@ -20,9 +20,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from adapters.base import AdmitResult, PlatformAdapter
+from adapters.base import AdmitResult
 from adapters.registry import platform_health, platform_routers
 from adapters.webchat import ReplyWaiter
 from adapters.webchat.routes import build_webchat_router
@@ -45,7 +45,7 @@ class GatewayState:
     redis: Redis
     admitter: Admitter
     waiter: ReplyWaiter
-    adapters: list[PlatformAdapter] = field(default_factory=list)
+    database: AsyncEngine
     background: list[Any] = field(default_factory=list)
 
     async def admit(self, envelope: Envelope) -> AdmitResult:
@@ -57,7 +57,13 @@ def create_app(settings: Settings | None = None, *, embedded: bool = False) -> F
     redis = Redis.from_url(redis_py_url(settings.effective_redis_url), max_connections=1024)
     admitter = Admitter(redis, make_celery(settings), guard=Guard(redis))
     waiter = ReplyWaiter(redis)
-    state = GatewayState(settings=settings, redis=redis, admitter=admitter, waiter=waiter)
+    state = GatewayState(
+        settings=settings,
+        redis=redis,
+        admitter=admitter,
+        waiter=waiter,
+        database=create_async_engine(settings.sqlalchemy_url, pool_pre_ping=True),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,6 +79,7 @@ def create_app(settings: Settings | None = None, *, embedded: bool = False) -> F
             await _stop_side_tasks(state)
             await waiter.stop()
             await redis.aclose()
+            await state.database.dispose()
 
     _register_cluster_metrics(settings)
     app = FastAPI(title="Patchbay gateway", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
@@ -111,10 +118,8 @@ async def _health(state: GatewayState) -> dict[str, Any]:
     except Exception as exc:
         checks["redis"] = {"ok": False, "error": repr(exc)}
     try:
-        engine = create_async_engine(state.settings.sqlalchemy_url)
-        async with engine.connect() as connection:
+        async with state.database.connect() as connection:
             await connection.execute(text("SELECT 1"))
-        await engine.dispose()
         checks["database"] = {"ok": True}
     except Exception as exc:
         checks["database"] = {"ok": False, "error": repr(exc)}
@@ -163,7 +168,7 @@ async def _start_side_tasks(state: GatewayState) -> None:
     writer = AnalyticsWriter.from_settings(state.settings)
     writer.start()
     state.background.append(writer)
-    state.adapters = await start_platforms(state.admit)
+    await start_platforms(state.admit)
 
 
 async def _stop_side_tasks(state: GatewayState) -> None:
