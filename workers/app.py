@@ -20,7 +20,13 @@ TASK_NAME = "patchbay.handle_message"
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or Settings()
     broker = celery_url(settings.effective_redis_url)
-    transport = {"visibility_timeout": settings.visibility_timeout_s}
+    transport = {
+        "visibility_timeout": settings.visibility_timeout_s,
+        # kombu looks for a dead worker's unacked messages only every interval x throttle seconds
+        # (100 s by default); sweep a few times per visibility timeout instead, so redelivery follows it.
+        "unacked_restore_interval": max(1, min(10, settings.visibility_timeout_s // 4)),
+        "unacked_restore_throttle": 1,
+    }
     celery = Celery("patchbay", broker=broker, include=["workers.tasks"])
     celery.conf.update(
         task_serializer="json",

@@ -101,14 +101,18 @@ class WorkerContext:
             return Outcome.DUPLICATE
         lease = asyncio.create_task(self.ledger.keep_alive(keys, token))
         try:
+            waited = time.perf_counter()
             await self.ledger.wait_turn(keys, seq)
-            return await self._handle(envelope, stack, keys, token, seq, attempt)
+            waited = time.perf_counter() - waited
+            return await self._handle(envelope, stack, keys, token, seq, attempt, waited)
         finally:
             lease.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await lease
 
-    async def _handle(self, envelope: Envelope, stack: Stack, keys: Any, token: str, seq: int, attempt: int) -> Outcome:
+    async def _handle(
+        self, envelope: Envelope, stack: Stack, keys: Any, token: str, seq: int, attempt: int, order_wait_s: float
+    ) -> Outcome:
         from patches.context import call_context, current_trace
 
         with (
@@ -138,9 +142,12 @@ class WorkerContext:
             await self.ledger.finish(keys, token, seq, "replied")
             await self._emit_reply(envelope, reply, report, current_trace())
             log.info(
-                "replied key=%s latency_ms=%.0f provider=%s reason=%s",
+                "replied key=%s latency_ms=%.0f queue_ms=%.0f order_wait_ms=%.0f handle_ms=%.0f provider=%s reason=%s",
                 envelope.dedupe_key,
                 (report.ts_egress - (envelope.received_at or report.ts_worker_start)) * 1000,
+                (report.ts_worker_start - order_wait_s - (envelope.received_at or report.ts_worker_start)) * 1000,
+                order_wait_s * 1000,
+                (report.ts_egress - report.ts_worker_start) * 1000,
                 report.llm_provider or "-",
                 reply.reason or "-",
             )

@@ -82,6 +82,7 @@ async def build_stack(settings: Settings) -> Stack:
     for kind, component in stack.items():
         log.info("stack %s: %s", kind.value, " → ".join(stack_of(component)) or type(component).__name__)
 
+    await _warm_up(base_llm, memory)
     voice = stack.get(ComponentKind.VOICE)
     preferences_redis = AsyncRedis.from_url(redis_url)
     handler = ChatHandler(
@@ -126,3 +127,18 @@ def _enhancement_closers(component: Any) -> list[Any]:
             closers.append(close)
         component = component.below
     return closers
+
+
+async def _warm_up(base_llm: Any, memory: Any) -> None:
+    """Pay the one-time costs (importing litellm, the embedder's first pass) before the first message."""
+    import asyncio
+
+    from workers.llm.client import LiteLLMClient
+    from workers.llm.litellm_loader import load_litellm
+
+    if isinstance(base_llm, LiteLLMClient):
+        await asyncio.to_thread(load_litellm)
+    try:
+        await memory.embedder.embed(["warm up"])
+    except Exception as exc:  # the embedder reports its own failures at recall time; start-up goes on
+        log.warning("embedder warm-up failed: %r", exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,24 +18,29 @@ from tests.e2e.harness import wait_until
 pytestmark = pytest.mark.e2e
 
 
-def _tap(client: redis.Redis) -> tuple[Counter[str], Any]:
+@pytest.fixture
+def reply_tap(redis_client: redis.Redis) -> Iterator[Counter[str]]:
+    """Counts every web chat reply the workers publish: the egress itself, so a second reply cannot hide."""
     counts: Counter[str] = Counter()
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
 
     def handler(message: dict[str, Any]) -> None:
         counts[json.loads(message["data"])["in_reply_to_key"]] += 1
 
     pubsub.subscribe(**{"patchbay:webchat:replies": handler})
     thread = pubsub.run_in_thread(sleep_time=0.05, daemon=True)
-    return counts, thread
+    try:
+        yield counts
+    finally:
+        thread.stop()
+        thread.join(timeout=5)
 
 
 def _queue_drained(client: redis.Redis) -> bool:
     return client.llen("patchbay") == 0 and client.hlen("unacked") == 0
 
 
-def test_webchat_message_gets_one_reply(make_cluster, sim_env, llm_sim, redis_client) -> None:
-    counts, tap = _tap(redis_client)
+def test_webchat_message_gets_one_reply(make_cluster, sim_env, llm_sim, redis_client, reply_tap) -> None:
     cluster = make_cluster(sim_env).start(workers=1)
     response = cluster.chat("alice", "hello there", message_id="m1")
     assert response.status_code == 200, response.text
@@ -46,12 +52,11 @@ def test_webchat_message_gets_one_reply(make_cluster, sim_env, llm_sim, redis_cl
     again = cluster.chat("alice", "hello there", message_id="m1")
     assert again.status_code == 200 and again.json()["text"] == body["text"]
     wait_until(lambda: _queue_drained(redis_client), what="the queue to drain")
-    assert counts["webchat:webchat:dm-alice:m1"] == 1
+    assert reply_tap["webchat:webchat:dm-alice:m1"] == 1
     assert llm_sim.stats()["chat_requests"] == 1
 
     health = httpx.get(cluster.url + "/healthz").json()
     assert health["status"] == "ok" and health["checks"]["workers"]["seen"]
-    tap.stop()
 
 
 def test_conversation_history_reaches_the_model(make_cluster, sim_env, llm_sim) -> None:
@@ -85,8 +90,9 @@ def test_malformed_requests_are_refused_and_enqueue_nothing(make_cluster, sim_en
     assert llm_sim.stats()["chat_requests"] == 0
 
 
-def test_worker_killed_mid_message_still_replies_exactly_once(make_cluster, sim_env, llm_sim, redis_client) -> None:
-    counts, tap = _tap(redis_client)
+def test_worker_killed_mid_message_still_replies_exactly_once(
+    make_cluster, sim_env, llm_sim, redis_client, reply_tap
+) -> None:
     env = {**sim_env, "PATCHBAY_VISIBILITY_TIMEOUT": "4"}
     cluster = make_cluster(env).start(workers=1)
     llm_sim.configure(latency_ms=3000)
@@ -100,14 +106,15 @@ def test_worker_killed_mid_message_still_replies_exactly_once(make_cluster, sim_
     assert response.status_code == 200, response.text
     assert "are you still there?" in response.json()["text"]
     wait_until(lambda: _queue_drained(redis_client), what="the queue to drain")
-    assert counts["webchat:webchat:dm-dave:k1"] == 1
+    assert reply_tap["webchat:webchat:dm-dave:k1"] == 1
     assert llm_sim.stats()["chat_requests"] == 2  # the dead worker's call, and the redelivery's
-    tap.stop()
 
 
-def test_messages_of_a_conversation_are_handled_in_order(make_cluster, sim_env, llm_sim, redis_client) -> None:
-    counts, tap = _tap(redis_client)
-    cluster = make_cluster(sim_env).start(workers=2, concurrency=8)
+def test_messages_of_a_conversation_are_handled_in_order(
+    make_cluster, sim_env, llm_sim, redis_client, reply_tap
+) -> None:
+    # Ordering makes the 8th message wait for the 7 before it: allow for a busy machine.
+    cluster = make_cluster({**sim_env, "PATCHBAY_REPLY_TIMEOUT": "240"}).start(workers=2, concurrency=8)
     llm_sim.configure(latency_ms=50, jitter_ms=200)
     texts = [f"step {i}" for i in range(8)]
     with ThreadPoolExecutor(8) as pool:
@@ -123,17 +130,13 @@ def test_messages_of_a_conversation_are_handled_in_order(make_cluster, sim_env, 
     )
     queued_ids = [message_id for _, message_id in queued]
     assert set(queued_ids) == {r.json()["message_id"] for r in responses}
-    import asyncio
-
-    from workers.memory import build_base_memory
-
-    async def history() -> list[str]:
-        memory = build_base_memory(f"sqlite+aiosqlite:///{cluster.data_dir / 'patchbay.db'}")
-        await memory.init()
-        turns = await memory.history("webchat:webchat:dm-erin", 50)
-        await memory.aclose()
-        return [t.message_id for t in turns if t.role == "user"]
-
-    assert asyncio.run(history()) == queued_ids
-    assert sum(counts.values()) == len(texts)
-    tap.stop()
+    # Each message is handled only once its predecessor is done, so the workers' "replied" lines (two
+    # processes, one clock) must come in sequence order.
+    replied = sorted(
+        (line[:23], line.split("replied key=", 1)[1].split()[0].rsplit(":", 1)[1])
+        for name in ("worker0", "worker1")
+        for line in cluster.logs(name).splitlines()
+        if " replied key=webchat:webchat:dm-erin:" in line
+    )
+    assert [message_id for _, message_id in replied] == queued_ids
+    assert sum(reply_tap.values()) == len(texts)
