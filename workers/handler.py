@@ -170,6 +170,8 @@ class ChatHandler:
         )
         report = current_report()
         reason: str | None = None
+        if report is not None:
+            report.ts_llm_start = time.time()
         try:
             result = await self.llm.complete(request)
             text = result.text.strip() or "…"

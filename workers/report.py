@@ -20,6 +20,7 @@ __all__ = ["MessageReport", "current_report", "message_report"]
 class MessageReport:
     key: str
     ts_worker_start: float = field(default_factory=time.time)
+    ts_llm_start: float | None = None
     ts_llm_done: float | None = None
     ts_egress: float | None = None
     llm_provider: str = ""
