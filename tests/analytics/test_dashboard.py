@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -99,8 +98,6 @@ async def test_dashboard_renders_real_data(
         artifacts = ROOT / "test-artifacts"
         artifacts.mkdir(exist_ok=True)
         await page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
-        (ROOT / "docs").mkdir(exist_ok=True)
-        shutil.copyfile(artifacts / "dashboard.png", ROOT / "docs" / "dashboard.png")
         await browser.close()
 
     assert errors == []
