@@ -7,13 +7,19 @@ query the same store in the same run. Malformed evidence ids are normalised (``D
 ``D:11:26`` -> ``D11:26``, ``D30:05`` -> ``D30:5``); ids that still name no turn of the conversation
 (such as a bare ``D``) are dropped, and a question left with no evidence is skipped; both are counted.
 
-    python bench/memory_locomo.py [--data PATH] [--json] [--fusion weighted|rrf] [--limit-conversations N]
+    python bench/memory_locomo.py [--data PATH] [--json] [--cv] [--fusion weighted|rrf] [--set JSON]
+                                  [--query-weights JSON] [--limit-conversations N]
+
+``--cv`` is leave-one-conversation-out: the enhancement's re-ranking weights (``CV_GRID``) are chosen
+on all conversations but one and scored on the one left out, each in turn; the held-out figures are
+pooled over the folds, so they say how the method does on a conversation it was not tuned on.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import re
 import statistics
@@ -21,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +35,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from workers.components import Memory, RecallQuery, Scope, Turn  # noqa: E402
+from workers.components import Memory, Recalled, RecallQuery, Scope, Turn  # noqa: E402
 from workers.memory import SqlMemory  # noqa: E402
 from workers.memory.enhanced import MultiQueryConfig, MultiQueryMemory  # noqa: E402
 
@@ -118,27 +124,41 @@ def conversation_turns(record: dict[str, Any]) -> list[Turn]:
     return turns
 
 
-async def evaluate(data: list[dict[str, Any]], config: MultiQueryConfig, database_dir: Path) -> dict[str, Any]:
-    latest = datetime(1970, 1, 1, tzinfo=UTC)
-    per_conversation = [(record, conversation_turns(record)) for record in data]
-    for _, turns in per_conversation:
-        latest = max([latest, *(t.timestamp for t in turns)])
-    # Questions are asked a day after the last session: recency is measured from then, not from today.
-    now = (latest + timedelta(days=1)).timestamp()
-    base = SqlMemory(f"sqlite+aiosqlite:///{database_dir / 'locomo.db'}", clock=lambda: now)
-    await base.init()
-    variants: dict[str, Memory] = {"base": base, "enhanced": MultiQueryMemory(base, config)}
-    tallies = {name: defaultdict(Tally) for name in variants}
-    cleaning = Cleaning()
-    started = time.perf_counter()
-    for _record, turns in per_conversation:
-        for turn in turns:
-            await base.remember(turn)
-    await base.flush()
-    store_seconds = time.perf_counter() - started
+@dataclass(slots=True)
+class Question:
+    conversation: str
+    category: int
+    query: RecallQuery
+    evidence: set[str]
+
+
+class MemoisedRecall:
+    """The base memory with its recalls remembered: the cross-validation grid asks the same queries many times."""
+
+    def __init__(self, below: Memory) -> None:
+        self.below = below
+        self._recalls: dict[tuple[str, str, int], list[Recalled]] = {}
+
+    async def remember(self, turn: Turn) -> None:
+        await self.below.remember(turn)
+
+    async def history(self, conversation_key: str, limit: int) -> list[Turn]:
+        return await self.below.history(conversation_key, limit)
+
+    async def forget_user(self, user_id: str) -> int:
+        return await self.below.forget_user(user_id)
+
+    async def recall(self, query: RecallQuery) -> list[Recalled]:
+        key = (query.text, query.conversation_key, query.limit)
+        if key not in self._recalls:
+            self._recalls[key] = await self.below.recall(query)
+        return self._recalls[key]
+
+
+def questions(per_conversation: list[tuple[dict[str, Any], list[Turn]]], cleaning: Cleaning) -> list[Question]:
+    found: list[Question] = []
     for record, turns in per_conversation:
         known = {t.message_id for t in turns}
-        speaker = record["conversation"]["speaker_a"]
         for qa in record["qa"]:
             category = int(qa.get("category", 0))
             if category not in CATEGORIES:
@@ -150,24 +170,138 @@ async def evaluate(data: list[dict[str, Any]], config: MultiQueryConfig, databas
             query = RecallQuery(
                 text=str(qa["question"]),
                 conversation_key=turns[0].conversation_key,
-                user_id=speaker,
+                user_id=record["conversation"]["speaker_a"],
                 scope=Scope.CHANNEL,
                 limit=max(KS),
             )
-            for name, memory in variants.items():
-                t0 = time.perf_counter()
-                recalled = await memory.recall(query)
-                elapsed_ms = (time.perf_counter() - t0) * 1000
-                retrieved = [r.turn.message_id for r in recalled]
-                tallies[name][category].add(retrieved, evidence, elapsed_ms)
-                tallies[name][0].add(retrieved, evidence, elapsed_ms)  # 0 = all categories
-    await base.aclose()
+            found.append(Question(str(record["sample_id"]), category, query, evidence))
+    return found
+
+
+async def stored_memory(per_conversation: list[tuple[dict[str, Any], list[Turn]]], database_dir: Path) -> SqlMemory:
+    latest = max(t.timestamp for _, turns in per_conversation for t in turns)
+    # Questions are asked a day after the last session: recency is measured from then, not from today.
+    now = (latest + timedelta(days=1)).timestamp()
+    base = SqlMemory(f"sqlite+aiosqlite:///{database_dir / 'locomo.db'}", clock=lambda: now)
+    await base.init()
+    for _record, turns in per_conversation:
+        for turn in turns:
+            await base.remember(turn)
+    await base.flush()
+    return base
+
+
+Tallies = dict[str, dict[int, Tally]]  # conversation ("" = all) -> category (0 = all) -> tally
+
+
+async def ask(variants: dict[str, Memory], asked: list[Question]) -> dict[str, Tallies]:
+    """Each question of each variant, interleaved per question so that every variant sees the same machine load."""
+    tallies: dict[str, Tallies] = {name: defaultdict(lambda: defaultdict(Tally)) for name in variants}
+    for question in asked:
+        for name, memory in variants.items():
+            t0 = time.perf_counter()
+            recalled = await memory.recall(question.query)
+            elapsed_ms = (time.perf_counter() - t0) * 1000
+            retrieved = [r.turn.message_id for r in recalled]
+            for conversation in (question.conversation, ""):
+                for category in (question.category, 0):
+                    tallies[name][conversation][category].add(retrieved, question.evidence, elapsed_ms)
+    return tallies
+
+
+async def evaluate(data: list[dict[str, Any]], config: MultiQueryConfig, database_dir: Path) -> dict[str, Any]:
+    per_conversation = [(record, conversation_turns(record)) for record in data]
+    cleaning = Cleaning()
+    asked = questions(per_conversation, cleaning)
+    started = time.perf_counter()
+    base = await stored_memory(per_conversation, database_dir)
+    store_seconds = time.perf_counter() - started
+    try:
+        tallies = await ask({"base": base, "enhanced": MultiQueryMemory(base, config)}, asked)
+    finally:
+        await base.aclose()
     return {
-        "tallies": tallies,
+        "tallies": {name: t[""] for name, t in tallies.items()},
         "cleaning": cleaning,
         "store_seconds": store_seconds,
         "turns": sum(len(t) for _, t in per_conversation),
     }
+
+
+# ---------------------------------------------------------------------- leave-one-conversation-out
+
+CV_GRID = {
+    "neighbour_weight": (0.0, 0.1, 0.2, 0.3),
+    "neighbour_window_s": (30.0, 60.0, 150.0),
+    "author_boost": (0.0, 0.1, 0.2, 0.3),
+}
+
+
+def _objective(tallies: dict[int, Tally]) -> float:
+    # The four recall figures weigh alike; ties go to the earlier (simpler) grid point.
+    return sum(tallies[0].rates().values())
+
+
+def _pooled(tallies: list[dict[int, Tally]]) -> dict[int, Tally]:
+    pooled: dict[int, Tally] = defaultdict(Tally)
+    for by_category in tallies:
+        for category, tally in by_category.items():
+            target = pooled[category]
+            target.questions += tally.questions
+            for key, hits in tally.hits.items():
+                target.hits[key] += hits
+    return pooled
+
+
+async def cross_validate(data: list[dict[str, Any]], config: MultiQueryConfig, database_dir: Path) -> dict[str, Any]:
+    """Tune the re-ranking weights on all conversations but one, score the one left out; every one in turn."""
+    per_conversation = [(record, conversation_turns(record)) for record in data]
+    cleaning = Cleaning()
+    asked = questions(per_conversation, cleaning)
+    base = await stored_memory(per_conversation, database_dir)
+    try:
+        memoised = MemoisedRecall(base)
+        base_tallies = (await ask({"base": memoised}, asked))["base"]
+        grid: list[tuple[dict[str, Any], Tallies]] = []
+        for values in itertools.product(*CV_GRID.values()):
+            point: dict[str, Any] = dict(zip(CV_GRID, values, strict=True))
+            enhanced = MultiQueryMemory(memoised, replace(config, **point))
+            grid.append((point, (await ask({"enhanced": enhanced}, asked))["enhanced"]))
+    finally:
+        await base.aclose()
+    conversations = sorted({q.conversation for q in asked})
+    held_out_base: list[dict[int, Tally]] = []
+    held_out_enhanced: list[dict[int, Tally]] = []
+    folds: list[dict[str, Any]] = []
+    for left_out in conversations:
+        training = [c for c in conversations if c != left_out]
+        point, tallies = max(grid, key=lambda g: _objective(_pooled([g[1][c] for c in training])))
+        held_out_base.append(base_tallies[left_out])
+        held_out_enhanced.append(tallies[left_out])
+        folds.append({"held_out": left_out, "chosen": point, "held_out_enhanced": tallies[left_out][0].rates()})
+    return {
+        "folds": folds,
+        "tallies": {"base": _pooled(held_out_base), "enhanced": _pooled(held_out_enhanced)},
+        "cleaning": cleaning,
+        "grid_size": len(grid),
+    }
+
+
+def print_table(tallies: dict[str, dict[int, Tally]], latency: bool) -> None:
+    overall = {name: summary(by_category[0]) for name, by_category in tallies.items()}
+    header = f"{'category':<14}{'n':>5}  " + "  ".join(f"{k:>13}" for k in overall["base"] if k.startswith("recall"))
+    for name in ("base", "enhanced"):
+        print(f"\n[{name}]\n{header}")
+        for category in (*CATEGORIES, 0):
+            tally = tallies[name][category]
+            label = CATEGORIES.get(category, "all")
+            print(f"{label:<14}{tally.questions:>5}  " + "  ".join(f"{v:>13.3f}" for v in tally.rates().values()))
+        if latency:
+            print(f"latency p50 {overall[name]['p50_ms']:.1f} ms, p95 {overall[name]['p95_ms']:.1f} ms")
+    ratios = {k: overall["enhanced"][k] / overall["base"][k] for k in overall["base"] if overall["base"][k]}
+    if not latency:
+        ratios = {k: v for k, v in ratios.items() if k.startswith("recall")}
+    print("\nenhanced / base:", ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))
 
 
 def summary(tally: Tally) -> dict[str, float]:
@@ -176,54 +310,64 @@ def summary(tally: Tally) -> dict[str, float]:
     return {**tally.rates(), "p50_ms": statistics.median(latencies) if latencies else 0.0, "p95_ms": p95}
 
 
+def print_cleaning(cleaning: Cleaning) -> None:
+    print(
+        f"evidence ids normalised: {dict(cleaning.normalised) or 'none'}; dropped: {cleaning.dropped or 'none'}; "
+        f"questions without usable evidence skipped: {cleaning.questions_skipped}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--json", action="store_true", help="print one JSON object {base, enhanced}")
+    parser.add_argument(
+        "--cv", action="store_true", help="leave-one-conversation-out: tune on the rest, score held out"
+    )
     parser.add_argument("--fusion", choices=("weighted", "rrf"), default=MultiQueryConfig().fusion)
     parser.add_argument(
-        "--query-weights", type=json.loads, default=None, help='JSON, e.g. {"message": 1, "topics": 0.5}'
+        "--query-weights", type=json.loads, default=None, help='JSON, e.g. {"entities": 0.5, "topics": 0.45}'
+    )
+    parser.add_argument(
+        "--set", type=json.loads, default=None, help='JSON of MultiQueryConfig fields, e.g. {"neighbour_weight": 0}'
     )
     parser.add_argument("--limit-conversations", type=int, default=0, help="only the first N conversations")
     args = parser.parse_args()
     data = json.loads(args.data.read_text())
     if args.limit_conversations:
         data = data[: args.limit_conversations]
-    config = MultiQueryConfig(fusion=args.fusion)
+    config = replace(MultiQueryConfig(fusion=args.fusion), **(args.set or {}))
     if args.query_weights:
         config.query_weights = {**config.query_weights, **args.query_weights}
     with tempfile.TemporaryDirectory(prefix="patchbay-locomo-") as tmp:
-        result = asyncio.run(evaluate(data, config, Path(tmp)))
+        runner = cross_validate if args.cv else evaluate
+        result = asyncio.run(runner(data, config, Path(tmp)))
     tallies = result["tallies"]
-    overall = {name: summary(by_category[0]) for name, by_category in tallies.items()}
     if args.json:
-        print(json.dumps(overall))
+        output: dict[str, Any] = {name: summary(by_category[0]) for name, by_category in tallies.items()}
+        if args.cv:
+            # Held-out recall only: the grid's latencies are of memoised recalls and mean nothing.
+            output = {name: by_category[0].rates() for name, by_category in tallies.items()}
+            output["folds"] = result["folds"]
+        print(json.dumps(output))
         return
-    cleaning: Cleaning = result["cleaning"]
+    if args.cv:
+        print(
+            f"LoCoMo leave-one-conversation-out: {args.data.name}, {len(data)} conversations, "
+            f"{result['grid_size']} settings tried per fold, held-out figures pooled over the folds"
+        )
+        print_cleaning(result["cleaning"])
+        for fold in result["folds"]:
+            rates = ", ".join(f"{k} {v:.3f}" for k, v in fold["held_out_enhanced"].items())
+            print(f"held out {fold['held_out']}: chose {fold['chosen']}; held-out enhanced {rates}")
+        print_table(tallies, latency=False)
+        return
     print(
         f"LoCoMo memory retrieval: {args.data.name}, {len(data)} conversations, {result['turns']} turns stored "
-        f"in {result['store_seconds']:.1f} s, fusion={config.fusion}"
+        f"in {result['store_seconds']:.1f} s, config={config}"
     )
-    print(
-        f"evidence ids normalised: {dict(cleaning.normalised) or 'none'}; dropped: {cleaning.dropped or 'none'}; "
-        f"questions without usable evidence skipped: {cleaning.questions_skipped}"
-    )
-    header = f"{'category':<14}{'n':>5}  " + "  ".join(f"{k:>13}" for k in overall["base"] if k.startswith("recall"))
-    for name in ("base", "enhanced"):
-        print(f"\n[{name}]\n{header}")
-        for category in (*CATEGORIES, 0):
-            tally = tallies[name][category]
-            label = CATEGORIES.get(category, "all")
-            print(f"{label:<14}{tally.questions:>5}  " + "  ".join(f"{v:>13.3f}" for v in tally.rates().values()))
-        print(f"latency p50 {overall[name]['p50_ms']:.1f} ms, p95 {overall[name]['p95_ms']:.1f} ms")
-    print(
-        "\nenhanced / base:",
-        ", ".join(
-            f"{k} {overall['enhanced'][k] / overall['base'][k]:.3f}"
-            for k in overall["base"]
-            if k.startswith("recall") and overall["base"][k]
-        ),
-    )
+    print_cleaning(result["cleaning"])
+    print_table(tallies, latency=True)
 
 
 if __name__ == "__main__":

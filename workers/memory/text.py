@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["STOPWORDS", "content_words", "entities", "words"]
+__all__ = ["STOPWORDS", "content_words", "entities", "normalised_text", "words"]
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9']*")
 
@@ -56,3 +56,8 @@ def entities(text: str, limit: int = 8) -> list[str]:
             if len(found) >= limit:
                 break
     return found
+
+
+def normalised_text(text: str) -> str:
+    """The words of ``text``, lower-cased and single-spaced: two turns with equal normalised text say the same thing."""
+    return " ".join(words(text))
