@@ -24,6 +24,12 @@ class MemorySettings(PatchbaySettings):
         validation_alias=AliasChoices("PATCHBAY_EMBEDDING_DIM", "embedding_dim"),
         description="dimension of the litellm model's vectors (the local models are 384)",
     )
+    embed_assistant_turns: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("PATCHBAY_MEMORY_EMBED_ASSISTANT", "embed_assistant_turns"),
+        description="also embed the bot's own answers; off: they are found by their words, and the embedder"
+        " (the worker's largest CPU cost) does half the work",
+    )
     lexical_weight: float = Field(
         default=0.35, validation_alias=AliasChoices("PATCHBAY_MEMORY_LEXICAL_WEIGHT", "lexical_weight")
     )

@@ -174,7 +174,7 @@ class SqlMemory:
         }
         async with self._write_lock if self._is_sqlite else _NO_LOCK, self._engine.begin() as conn:
             turn_id = (await conn.execute(text(self._dialect.insert_sql()), values)).scalar_one()
-        if turn.text.strip():
+        if turn.text.strip() and (turn.role != "assistant" or self.settings.embed_assistant_turns):
             self._ensure_embedder_task()
             self._pending.put_nowait((int(turn_id), embedding_text(turn)))
         REMEMBER_SECONDS.observe(time.perf_counter() - started)
