@@ -36,7 +36,7 @@ class SentRecord:
     text: str = ""
     thread_id: str | None = None
     reply_to: str | None = None
-    files: list[dict[str, Any]] = field(default_factory=list)  # name, content_type, size, ogg_valid
+    files: list[dict[str, Any]] = field(default_factory=list)  # file_id, name, content_type, size, ogg_valid
     message_id: str = ""
     at: float = field(default_factory=time.time)
     raw: dict[str, Any] = field(default_factory=dict)
@@ -79,6 +79,8 @@ class SimServer:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> Self:
+        """Serve; after ``stop`` this starts again on the same port with the same state (an outage ending)."""
+        await self.before_start()
         self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -93,6 +95,9 @@ class SimServer:
         if runner is not None:
             await self.before_stop()
             await runner.cleanup()
+
+    async def before_start(self) -> None:
+        """Subclasses reset what ``before_stop`` shut down, so that a stopped simulator can start again."""
 
     async def before_stop(self) -> None:
         """Subclasses close their long-lived connections here."""
@@ -144,6 +149,10 @@ class SimServer:
                 self.failures_served.append((time.time(), method, failure))
                 return self._failures.pop(index)
         return None
+
+    def file_bytes(self, file_id: str) -> bytes:
+        """The bytes of a file the bot uploaded, by the ``file_id`` of its entry in ``SentRecord.files``."""
+        raise KeyError(file_id)
 
     @property
     def failures_pending(self) -> int:

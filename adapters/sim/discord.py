@@ -208,9 +208,11 @@ class DiscordSimulator(SimServer):
             elif part.name and part.name.startswith("files["):
                 data = await part.read()
                 name = part.filename or "file"
-                self.attachments[name] = bytes(data)
+                file_id = self.snowflake()
+                self.attachments[file_id] = bytes(data)
                 files.append(
                     {
+                        "file_id": file_id,
                         "name": name,
                         "content_type": part.headers.get("Content-Type", ""),
                         "size": len(data),
@@ -218,6 +220,9 @@ class DiscordSimulator(SimServer):
                     }
                 )
         return payload, files
+
+    def file_bytes(self, file_id: str) -> bytes:
+        return self.attachments[file_id]
 
     async def _attachment(self, request: web.Request) -> web.Response:
         data = self.attachments.get(request.match_info["attachment_id"])

@@ -96,6 +96,7 @@ class SlackSimulator(SimServer):
             await socket.close()
         if self._http is not None:
             await self._http.close()
+            self._http = None
 
     def _next_ts(self) -> str:
         self._ts += 1
@@ -335,6 +336,12 @@ class SlackSimulator(SimServer):
             return web.Response(status=403)  # url_private needs the bot token, as on Slack
         return web.Response(body=upload["data"])
 
+    def file_bytes(self, file_id: str) -> bytes:
+        data = self._uploads[file_id].get("data")
+        if data is None:
+            raise KeyError(f"{file_id} was never uploaded")
+        return bytes(data)
+
     async def _complete_upload(self, params: dict[str, Any]) -> dict[str, Any]:
         files = params["files"]
         files = json.loads(files) if isinstance(files, str) else files
@@ -344,7 +351,15 @@ class SlackSimulator(SimServer):
             if upload is None or upload.get("data") is None:
                 return {"ok": False, "error": "file_not_found"}
             data: bytes = upload["data"]
-            infos.append({"id": item["id"], "name": upload["filename"], "size": len(data), "ogg_valid": is_ogg(data)})
+            infos.append(
+                {
+                    "id": item["id"],
+                    "file_id": item["id"],
+                    "name": upload["filename"],
+                    "size": len(data),
+                    "ogg_valid": is_ogg(data),
+                }
+            )
         channel = str(params.get("channel_id") or params.get("channels") or "")
         thread_ts = params.get("thread_ts")
         await self.record(

@@ -69,6 +69,9 @@ class TelegramSimulator(SimServer):
     def is_send(self, method: str) -> bool:
         return method in _SEND_METHODS
 
+    async def before_start(self) -> None:
+        self._closing = False
+
     async def before_stop(self) -> None:
         self._closing = True
         async with self._new_update:
@@ -77,6 +80,7 @@ class TelegramSimulator(SimServer):
             task.cancel()
         if self._http is not None:
             await self._http.close()
+            self._http = None
 
     # ------------------------------------------------------------------ users
 
@@ -265,6 +269,7 @@ class TelegramSimulator(SimServer):
         file_id = f"sent-{self.next_id()}"
         self.files[file_id] = upload.data
         info = {
+            "file_id": file_id,
             "name": upload.filename,
             "content_type": upload.content_type,
             "size": len(upload.data),
@@ -309,6 +314,9 @@ class TelegramSimulator(SimServer):
             )
         )
         return message
+
+    def file_bytes(self, file_id: str) -> bytes:
+        return self.files[file_id]
 
     async def _file(self, request: web.Request) -> web.Response:
         if request.match_info["token"] != self.token:

@@ -3,20 +3,41 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from telegram import Bot, ReplyParameters, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, TypeHandler
+from telegram.request import HTTPXRequest
 
 from adapters.base import AdapterState, Admit, Health
 from adapters.registry import Supervisor
 from adapters.telegram.normalise import addressed_to_bot, to_envelope
+from adapters.telegram.ordering import PerChatOrder
 from adapters.telegram.settings import TelegramSettings
 
 __all__ = ["TelegramAdapter"]
 
 log = logging.getLogger(__name__)
+
+
+class _PollingRequest(HTTPXRequest):
+    """The getUpdates connection, reporting every answer the Bot API gives.
+
+    python-telegram-bot retries a failed poll by itself and tells us only about failures
+    (``error_callback``); a poll that succeeds again after an outage is the only sign that the
+    platform is back, and without it /healthz would say "retrying" until the next user message.
+    """
+
+    def __init__(self, on_answer: Callable[[int], None]) -> None:
+        super().__init__(connection_pool_size=1)  # what ApplicationBuilder gives getUpdates by default
+        self._on_answer = on_answer
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        status, payload = await super().do_request(*args, **kwargs)
+        self._on_answer(status)
+        return status, payload
 
 
 class TelegramAdapter:
@@ -53,7 +74,9 @@ class TelegramAdapter:
         builder = ApplicationBuilder().token(self._token).base_url(f"{root}/bot").base_file_url(f"{root}/file/bot")
         if self.webhook_mode:
             builder = builder.updater(None)
-        app = builder.concurrent_updates(True).build()
+        else:
+            builder = builder.get_updates_request(_PollingRequest(self._polling_answered))
+        app = builder.concurrent_updates(PerChatOrder()).build()
         app.add_handler(TypeHandler(Update, self._on_update))
         return app
 
@@ -83,6 +106,10 @@ class TelegramAdapter:
                 await app.stop()
             await app.shutdown()
 
+    def _polling_answered(self, status: int) -> None:
+        if status == 200 and self._supervisor.health().state == AdapterState.RETRYING:
+            self._supervisor.set_state(AdapterState.CONNECTED, "polling recovered")
+
     def _polling_error(self, error: TelegramError) -> None:
         # The Updater retries by itself; we only make the outage visible.
         self.counters["errors"] += 1
@@ -95,7 +122,8 @@ class TelegramAdapter:
         if app is None:
             return False
         update = Update.de_json(data, app.bot)
-        await app.process_update(update)
+        # Through the same per-chat order as polled updates: requests that arrive in order are admitted in order.
+        await app.update_processor.process_update(update, app.process_update(update))
         return True
 
     async def _on_update(self, update: Update, context: Any) -> None:
