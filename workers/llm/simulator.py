@@ -39,6 +39,7 @@ __all__ = [
 ERROR_KINDS = ("500", "429", "timeout", "malformed")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _MAX_REQUEST_TIMES = 1000
+_MAX_RECENT_PROMPTS = 20  # what tests need to see what reached the model, without growing under load
 
 
 def count_tokens(text: str) -> int:
@@ -125,6 +126,7 @@ class _Stats:
     successes: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     request_times: list[float] = field(default_factory=list)  # monotonic start of each chat request
+    recent_prompts: list[list[dict[str, Any]]] = field(default_factory=list)  # the last chat requests' messages
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -231,6 +233,8 @@ class LLMSimulator:
         try:
             body = await request.json()
             messages = body["messages"]
+            self._stats.recent_prompts.append(messages)
+            del self._stats.recent_prompts[:-_MAX_RECENT_PROMPTS]
             if not isinstance(messages, list) or not messages:
                 raise ValueError("messages must be a non-empty list")
         except (ValueError, KeyError, TypeError) as exc:
