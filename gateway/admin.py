@@ -182,6 +182,13 @@ def build_admin_router(settings: Settings, resources: AdminResources | None = No
         log.warning("admin: unblocked %s %s", kind, ident)
         return {"unblocked": ident}
 
+    @router.delete("/users/{user_id}/memory")
+    async def forget_user_memory(user_id: str) -> dict[str, Any]:
+        """Forget a user completely: memory turns, vectors, emotional state, voice preference."""
+        from workers.forget import forget_user
+
+        return asdict(await forget_user(settings, user_id))
+
     @router.get("/summary")
     async def get_summary(since: Since = None, until: Since = None) -> dict[str, Any]:
         return await summary(await shared.engine(), _time(since), _time(until))

@@ -151,3 +151,17 @@ def test_production_refuses_to_start_without_a_token(data_dir: Path, capsys: pyt
     generated = require_admin_token(settings, embedded=True)
     assert len(generated) >= 24 and generated in capsys.readouterr().err
     assert require_admin_token(Settings(data_dir=data_dir, admin_token="given"), embedded=False) == "given"
+
+
+async def test_forgetting_a_user_through_the_admin_api(client: httpx.AsyncClient, settings: Settings) -> None:
+    from workers.components import RecallQuery, Scope, Turn
+    from workers.memory import build_base_memory
+
+    memory = build_base_memory(settings.sqlalchemy_url)
+    await memory.init()
+    await memory.remember(Turn("k", "user", "my locker code is 4711", "zoe", user_id="zoe", scope=Scope.PRIVATE))
+    assert (await client.delete("/admin/users/zoe/memory")).status_code == 401
+    response = await client.delete("/admin/users/zoe/memory", headers=AUTH)
+    assert response.status_code == 200 and response.json()["memory_turns"] == 1
+    assert await memory.recall(RecallQuery("locker code", "k", "zoe", Scope.PRIVATE)) == []
+    await memory.aclose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -53,9 +54,14 @@ def test_relative_ages(delta: timedelta, expected: str) -> None:
     assert relative_age(NOW - delta, NOW) == expected
 
 
-def test_forget_command_deletes_a_users_memories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_forget_command_deletes_a_users_memories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str, redis_client: Any
+) -> None:
     monkeypatch.setenv("PATCHBAY_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.delenv("DATABASE_URL", raising=False)
+    redis_client.set("patchbay:voice:user:alice", b"1")  # alice asked for voice replies
+    redis_client.set("patchbay:voice:user:bob", b"1")
     url = f"sqlite+aiosqlite:///{(tmp_path / 'patchbay.db').resolve()}"
 
     async def seed() -> None:
@@ -76,5 +82,7 @@ def test_forget_command_deletes_a_users_memories(tmp_path: Path, monkeypatch: py
     asyncio.run(seed())
     result = CliRunner().invoke(memory_group, ["forget", "--user", "alice"])
     assert result.exit_code == 0, result.output
-    assert "forgot 1 turns of user alice" in result.output
+    assert "forgot user alice: 1 memory turns" in result.output
     assert asyncio.run(remaining()) == ["and mine is in July"]
+    assert redis_client.get("patchbay:voice:user:alice") is None
+    assert redis_client.get("patchbay:voice:user:bob") == b"1"
