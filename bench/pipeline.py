@@ -84,7 +84,11 @@ async def _fire(url: str, messages: int, parallel: int, conversations: int) -> t
             async with semaphore:
                 began = time.perf_counter()
                 body = {"user_id": f"bench-{i % conversations}", "text": f"message {i}", "message_id": uuid.uuid4().hex}
-                response = await client.post("/api/chat", json=body)
+                try:
+                    response = await client.post("/api/chat", json=body)
+                except httpx.HTTPError:  # a dropped connection is a failed request, counted like a 5xx
+                    failures += 1
+                    return
                 latencies.append(time.perf_counter() - began)
                 failures += response.status_code != 200
 
