@@ -18,7 +18,19 @@ from typing import Any, Protocol
 
 from gateway.envelope import Envelope, Reply
 
-__all__ = ["AdapterState", "Admission", "Admit", "AdmitResult", "Health", "PlatformAdapter", "SendError", "Sender"]
+__all__ = [
+    "AdapterState",
+    "Admission",
+    "Admit",
+    "AdmitResult",
+    "Health",
+    "PlatformAdapter",
+    "Rate",
+    "Rating",
+    "SendError",
+    "Sender",
+    "rating_value",
+]
 
 
 class Admission(StrEnum):
@@ -39,6 +51,35 @@ class AdmitResult:
 
 
 Admit = Callable[[Envelope], Awaitable[AdmitResult]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    """A user's 👍 (+1) or 👎 (-1) on one of the bot's messages; ``reply_id`` is the id its Sender returned."""
+
+    platform: str
+    reply_id: str
+    user_id: str
+    value: int
+
+
+Rate = Callable[[Rating], Awaitable[None]]
+
+_THUMBS_UP = {"👍", "+1", "thumbsup"}
+_THUMBS_DOWN = {"👎", "-1", "thumbsdown"}
+# Fitzpatrick skin-tone modifiers and the emoji variation selector: 👍🏽 is still a thumbs up.
+_EMOJI_DECORATIONS = "".join(chr(c) for c in range(0x1F3FB, 0x1F400)) + "\ufe0f"
+
+
+def rating_value(emoji: str) -> int | None:
+    """+1 / -1 for a thumbs up / down (a Unicode emoji or a Slack name such as ``+1::skin-tone-2``), else None."""
+    name = emoji.strip().strip(":").split("::", 1)[0]  # Slack: "+1::skin-tone-2"; ":thumbsup:" as typed
+    name = name.strip(_EMOJI_DECORATIONS)
+    if name in _THUMBS_UP:
+        return 1
+    if name in _THUMBS_DOWN:
+        return -1
+    return None
 
 
 class AdapterState(StrEnum):
@@ -62,8 +103,11 @@ class PlatformAdapter(Protocol):
 
     platform: str
 
-    async def start(self, admit: Admit) -> None:
-        """Connect and keep connected (with backoff) until ``stop``; never raises for a platform outage."""
+    async def start(self, admit: Admit, rate: Rate | None = None) -> None:
+        """Connect and keep connected (with backoff) until ``stop``; never raises for a platform outage.
+
+        ``rate`` receives the 👍/👎 reactions users put on the bot's replies, on platforms that have them.
+        """
 
     async def stop(self) -> None: ...
 

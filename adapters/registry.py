@@ -1,6 +1,7 @@
 """Every configured platform, started side by side and kept apart.
 
-``start_platforms(admit)`` starts each platform whose token is set as its own task; a platform that
+``start_platforms(admit, rate)`` starts each platform whose token is set as its own task (``rate`` gets
+the 👍/👎 reactions on the bot's replies, where the platform has reactions); a platform that
 is down or refuses its token is logged, retried with exponential backoff and shown in
 ``platform_health()``, and never stops the others. ``platform_routers()`` gives the HTTP routes
 the gateway mounts (Slack events, Telegram webhook); ``sender_for`` gives workers a REST sender,
@@ -19,7 +20,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from adapters.base import AdapterState, Admit, Health, PlatformAdapter, Sender
+from adapters.base import AdapterState, Admit, Health, PlatformAdapter, Rate, Sender
 
 __all__ = [
     "PLATFORMS",
@@ -135,20 +136,20 @@ def _build_adapters() -> dict[str, Any]:
     return _adapters
 
 
-async def start_platforms(admit: Admit) -> list[PlatformAdapter]:
-    """Start every platform whose token is set, each in its own supervised task."""
+async def start_platforms(admit: Admit, rate: Rate | None = None) -> list[PlatformAdapter]:
+    """Start every platform whose token is set, each in its own supervised task; ``rate`` gets reactions."""
     started: list[PlatformAdapter] = []
     for name, adapter in _build_adapters().items():
         if name in _tasks and not _tasks[name].done():
             continue
-        _tasks[name] = asyncio.create_task(_guarded_start(name, adapter, admit), name=f"platform-{name}")
+        _tasks[name] = asyncio.create_task(_guarded_start(name, adapter, admit, rate), name=f"platform-{name}")
         started.append(adapter)
     return started
 
 
-async def _guarded_start(name: str, adapter: PlatformAdapter, admit: Admit) -> None:
+async def _guarded_start(name: str, adapter: PlatformAdapter, admit: Admit, rate: Rate | None) -> None:
     try:
-        await adapter.start(admit)
+        await adapter.start(admit, rate)
     except asyncio.CancelledError:
         raise
     except Exception:

@@ -22,13 +22,14 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from adapters.base import AdmitResult
+from adapters.base import AdmitResult, Rating
 from adapters.registry import platform_health, platform_routers
 from adapters.webchat import ReplyWaiter
 from adapters.webchat.routes import build_webchat_router
 from gateway.admission import Admitter
 from gateway.embedded_redis import redis_py_url
 from gateway.envelope import Envelope
+from gateway.events import emit_event
 from gateway.limits import Guard
 from gateway.settings import Settings
 from workers.app import make_celery
@@ -50,6 +51,20 @@ class GatewayState:
 
     async def admit(self, envelope: Envelope) -> AdmitResult:
         return await self.admitter.admit(envelope)
+
+    async def rate(self, rating: Rating) -> None:
+        """A 👍/👎 on one of the bot's replies: a satisfaction event, linked to the reply by its platform id."""
+        await emit_event(
+            self.redis,
+            {
+                "kind": "reaction",
+                "platform": rating.platform,
+                "reply_id": rating.reply_id,
+                "user_id": rating.user_id,
+                "value": rating.value,
+                "ts": time.time(),
+            },
+        )
 
 
 def create_app(settings: Settings | None = None, *, embedded: bool = False) -> FastAPI:
@@ -168,7 +183,7 @@ async def _start_side_tasks(state: GatewayState) -> None:
     writer = AnalyticsWriter.from_settings(state.settings)
     writer.start()
     state.background.append(writer)
-    await start_platforms(state.admit)
+    await start_platforms(state.admit, state.rate)
 
 
 async def _stop_side_tasks(state: GatewayState) -> None:

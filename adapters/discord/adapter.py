@@ -7,8 +7,9 @@ import logging
 
 import discord
 
-from adapters.base import AdapterState, Admit, Health
+from adapters.base import AdapterState, Admit, Health, Rate, Rating
 from adapters.discord.normalise import addressed_to_bot, to_envelope
+from adapters.discord.reactions import to_rating
 from adapters.discord.settings import DiscordSettings
 from adapters.registry import Supervisor
 
@@ -25,6 +26,7 @@ class _Client(discord.Client):
     def __init__(self, adapter: DiscordAdapter) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: enable it in the developer portal too
+        intents.reactions = True  # in the defaults already; the satisfaction ratings depend on it
         super().__init__(intents=intents)
         self.adapter = adapter
 
@@ -40,6 +42,10 @@ class _Client(discord.Client):
     async def on_message(self, message: discord.Message) -> None:
         await self.adapter.on_message(self, message)
 
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        # The raw event, not on_reaction_add: that one fires only for messages still in discord.py's cache.
+        await self.adapter.on_reaction(self, payload)
+
 
 class DiscordAdapter:
     platform = "discord"
@@ -50,15 +56,19 @@ class DiscordAdapter:
         self.settings = settings
         self._token = settings.bot_token
         self._admit = admit
+        self._rate: Rate | None = None
         self._channels = set(settings.channels)
         self._supervisor = Supervisor(
             "discord", auth_errors=(discord.LoginFailure, discord.PrivilegedIntentsRequired, DiscordTokenRefused)
         )
         self.counters: dict[str, int] = {"admitted": 0, "ignored": 0, "notices": 0, "errors": 0, "disconnects": 0}
+        # Reactions that are no rating, by reason; a rating that could not be recorded is a rating_error.
+        self.counters.update(ratings=0, rating_errors=0, reactions_ignored=0)
+        self.ignored_reactions: dict[str, int] = {}
 
     def health(self) -> Health:
         health = self._supervisor.health()
-        health.extra.update(self.counters)
+        health.extra.update(self.counters, ignored_reactions=dict(self.ignored_reactions))
         return health
 
     def connected(self, detail: str) -> None:
@@ -70,8 +80,9 @@ class DiscordAdapter:
         if not self._supervisor.stopping.is_set():
             self._supervisor.set_state(AdapterState.RETRYING, "gateway disconnected; discord.py is reconnecting")
 
-    async def start(self, admit: Admit) -> None:
+    async def start(self, admit: Admit, rate: Rate | None = None) -> None:
         self._admit = admit
+        self._rate = rate
         await self._supervisor.run(self._run_once)
 
     async def stop(self) -> None:
@@ -113,3 +124,32 @@ class DiscordAdapter:
             except discord.HTTPException as exc:
                 self.counters["errors"] += 1
                 log.warning("discord: could not post a rate-limit notice: %s", exc)
+
+    async def on_reaction(self, client: discord.Client, payload: discord.RawReactionActionEvent) -> None:
+        me = client.user
+        if me is None:
+            self._ignore_reaction("not_ready")  # discord.py dispatches events only after READY: not expected
+            return
+        rating = to_rating(payload, me.id)
+        if isinstance(rating, str):
+            self._ignore_reaction(rating)
+            return
+        if self._rate is None:
+            self._ignore_reaction("no_rating_sink")
+            log.warning("discord: a rating arrived but no rating sink was given to start(); dropped")
+            return
+        await self._record_rating(self._rate, rating)
+
+    def _ignore_reaction(self, reason: str) -> None:
+        self.counters["reactions_ignored"] += 1
+        self.ignored_reactions[reason] = self.ignored_reactions.get(reason, 0) + 1
+
+    async def _record_rating(self, rate: Rate, rating: Rating) -> None:
+        try:
+            await rate(rating)
+        except Exception:
+            # A failing analytics sink must not take the gateway connection down; the loss is counted and logged.
+            self.counters["rating_errors"] += 1
+            log.exception("discord: could not record %s", rating)
+            return
+        self.counters["ratings"] += 1

@@ -12,6 +12,9 @@ identifies afresh. Frames are uncompressed JSON text.
 
 ``POST /_sim/user_message`` body: ``{"channel_id": "810", "content": "hi", "author_id": "501", "author": "alice",
 "dm": false, "thread_id": null, "mention": false, "reply_to": null, "voice": false}``.
+
+``POST /_sim/user_reaction`` body: ``{"channel_id": "810", "message_id": "...", "user_id": "502", "emoji": "👍"}``
+(a custom emoji as ``"name:id"``): MESSAGE_REACTION_ADD to every session with a reactions intent.
 """
 
 from __future__ import annotations
@@ -27,12 +30,20 @@ from aiohttp import BodyPartReader, WSMsgType, web
 from adapters.sim.common import SentRecord, SimServer
 from adapters.sim.ogg import is_ogg, tiny_opus_ogg
 
-__all__ = ["DEFAULT_DISCORD_TOKEN", "MESSAGE_CONTENT_INTENT", "DiscordSimulator"]
+__all__ = [
+    "DEFAULT_DISCORD_TOKEN",
+    "DIRECT_MESSAGE_REACTIONS_INTENT",
+    "GUILD_MESSAGE_REACTIONS_INTENT",
+    "MESSAGE_CONTENT_INTENT",
+    "DiscordSimulator",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DISCORD_TOKEN = "sim.discord.bot-token"
 MESSAGE_CONTENT_INTENT = 1 << 15
+GUILD_MESSAGE_REACTIONS_INTENT = 1 << 10
+DIRECT_MESSAGE_REACTIONS_INTENT = 1 << 13
 VOICE_MESSAGE_FLAG = 1 << 13
 _EPOCH_MS = 1420070400000
 
@@ -89,6 +100,7 @@ class DiscordSimulator(SimServer):
         self.sessions: list[_Session] = []
         self.identifies: list[dict[str, Any]] = []  # every IDENTIFY received, for inspection
         self.attachments: dict[str, bytes] = {}
+        self.message_authors: dict[str, str] = {}  # message id -> author id, for MESSAGE_REACTION_ADD
         self._snowflake = 1
         self.app.router.add_get("/api/v10/users/@me", self._me)
         self.app.router.add_get("/api/v10/oauth2/applications/@me", self._application)
@@ -97,6 +109,7 @@ class DiscordSimulator(SimServer):
         self.app.router.add_post("/api/v10/channels/{channel_id}/messages", self._create_message)
         self.app.router.add_get("/attachments/{attachment_id}/{filename}", self._attachment)
         self.app.router.add_get("/gateway", self._gateway)
+        self.app.router.add_post("/_sim/user_reaction", self._post_user_reaction)
 
     @property
     def api_base_url(self) -> str:
@@ -179,6 +192,7 @@ class DiscordSimulator(SimServer):
         if not content and not files:
             return _json({"message": "Cannot send an empty message", "code": 50006}, status=400)
         message_id = self.snowflake()
+        self.message_authors[message_id] = str(self.bot_user["id"])
         reference = payload.get("message_reference") or {}
         await self.record(
             SentRecord(
@@ -271,6 +285,7 @@ class DiscordSimulator(SimServer):
         if dm:
             target = f"7{author_id}"  # a stable DM channel id per user
         message = self._message(self.snowflake(), target, content, user)
+        self.message_authors[message["id"]] = str(author_id)
         if mention:
             message["content"] = f"<@{self.bot_id}> {content}"
             message["mentions"] = [self.bot_user]
@@ -316,6 +331,58 @@ class DiscordSimulator(SimServer):
             reply_to=body.get("reply_to"),
             voice=tiny_opus_ogg() if body.get("voice") else None,
         )
+
+    async def user_reaction(
+        self, channel_id: int | str, message_id: int | str, user: int | str, emoji: str
+    ) -> dict[str, Any]:
+        """A user reacts to a message; sessions with the matching reactions intent get MESSAGE_REACTION_ADD.
+
+        ``emoji`` is a Unicode emoji, or ``"name:id"`` for a guild's custom emoji. Returns the payload.
+        """
+        name, _, custom_id = emoji.partition(":")
+        channel = str(channel_id)
+        direct = channel.startswith("7")
+        payload: dict[str, Any] = {
+            "user_id": str(user),
+            "channel_id": channel,
+            "message_id": str(message_id),
+            "emoji": {"id": custom_id or None, "name": name},
+            "burst": False,
+            "burst_colors": [],
+            "type": 0,  # normal, not a super reaction
+        }
+        author = self.message_authors.get(str(message_id))
+        if author is not None:  # Discord knows every message's author; we know those we saw
+            payload["message_author_id"] = author
+        if not direct:
+            payload["guild_id"] = str(self.guild_id)
+            member_user = {"id": str(user), "username": f"user{user}", "discriminator": "0", "avatar": None}
+            payload["member"] = {
+                "user": member_user,
+                "roles": [],
+                "joined_at": _now(),
+                "deaf": False,
+                "mute": False,
+                "flags": 0,
+            }
+        needed = DIRECT_MESSAGE_REACTIONS_INTENT if direct else GUILD_MESSAGE_REACTIONS_INTENT
+        for session in list(self.sessions):
+            if session.identified and session.intents & needed:
+                await session.dispatch("MESSAGE_REACTION_ADD", payload)
+        return payload
+
+    async def _post_user_reaction(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            payload = await self.user_reaction(
+                body.get("channel_id", self.channels[0]),
+                body["message_id"],
+                body.get("user_id", 501),
+                str(body.get("emoji", "👍")),
+            )
+        except (KeyError, ValueError) as exc:
+            return web.json_response({"ok": False, "error": f"bad user reaction: {exc}"}, status=400)
+        return web.json_response({"ok": True, "result": payload})
 
     # ------------------------------------------------------------------ the gateway
 

@@ -11,6 +11,10 @@ within 3 s it is resent with ``X-Slack-Retry-Num``/``X-Slack-Retry-Reason``, at 
 
 ``POST /_sim/user_message`` body: ``{"channel": "C1", "user": "U1", "text": "hi", "channel_type": "channel"|"im",
 "thread_ts": null, "mention": false, "voice": false, "deliveries": null}``.
+
+``POST /_sim/user_reaction`` body: ``{"channel": "C1", "ts": "...", "user": "U1", "reaction": "+1", "item_user": null}``
+(``item_user`` defaults to the author the simulator saw post ``ts``): a ``reaction_added`` event, delivered like
+a message (signed to ``events_url``, or over Socket Mode when a socket is open).
 """
 
 from __future__ import annotations
@@ -74,12 +78,14 @@ class SlackSimulator(SimServer):
         self.deliveries: list[dict[str, Any]] = []  # every Events API POST: event_id, retry_num, status
         self._uploads: dict[str, dict[str, Any]] = {}
         self._ts = 0
+        self.message_authors: dict[str, str] = {}  # ts -> user id, the default ``item_user`` of a reaction
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.app.router.add_post("/api/{method}", self._api)
         self.app.router.add_post("/_upload/{file_id}", self._upload)
         self.app.router.add_get("/_files/{file_id}", self._download)
         self.app.router.add_get("/_socket", self._socket)
+        self.app.router.add_post("/_sim/user_reaction", self._post_user_reaction)
 
     @property
     def base_url(self) -> str:
@@ -119,6 +125,7 @@ class SlackSimulator(SimServer):
     ) -> dict[str, Any]:
         """A user posts; the event is delivered to ``events_url``. ``deliveries`` forces that many POSTs of it."""
         ts = self._next_ts()
+        self.message_authors[ts] = user
         if mention:
             text = f"<@{self.bot_user_id}> {text}"
         kind = "app_mention" if mention and channel_type != "im" else "message"
@@ -150,17 +157,7 @@ class SlackSimulator(SimServer):
                     "url_private": f"{self.origin}/_files/{file_id}",
                 }
             ]
-        body = {
-            "token": "sim-verification-token",
-            "team_id": self.team_id,
-            "api_app_id": "A0SIM",
-            "event": event,
-            "type": "event_callback",
-            "event_id": f"Ev{self.next_id()}",
-            "event_time": int(time.time()),
-            "authorizations": [{"team_id": self.team_id, "user_id": self.bot_user_id, "is_bot": True}],
-        }
-        delivery = self._deliver(body, deliveries)
+        delivery = self._deliver(self._event_callback(event), deliveries)
         if wait:
             await delivery
         else:
@@ -181,6 +178,62 @@ class SlackSimulator(SimServer):
             deliveries=body.get("deliveries"),
             wait=False,
         )
+
+    async def user_reaction(
+        self,
+        channel: str,
+        ts: str,
+        user: str,
+        reaction: str,
+        item_user: str | None = None,
+        *,
+        deliveries: int | None = None,
+    ) -> dict[str, Any]:
+        """A user adds ``reaction`` (a Slack name: ``+1``, ``thumbsdown::skin-tone-3``) to the message ``ts``.
+
+        ``item_user`` is the reacted message's author; by default the one the simulator saw post it.
+        Delivered like a message event, and awaited. Returns the event.
+        """
+        event_ts = self._next_ts()
+        event: dict[str, Any] = {
+            "type": "reaction_added",
+            "user": user,
+            "reaction": reaction,
+            "item": {"type": "message", "channel": channel, "ts": ts},
+            "event_ts": event_ts,
+        }
+        author = item_user if item_user is not None else self.message_authors.get(ts)
+        if author is not None:
+            event["item_user"] = author
+        await self._deliver(self._event_callback(event), deliveries)
+        return event
+
+    async def _post_user_reaction(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            event = await self.user_reaction(
+                str(body["channel"]),
+                str(body["ts"]),
+                str(body.get("user", "U0ALICE")),
+                str(body.get("reaction", "+1")),
+                body.get("item_user"),
+                deliveries=body.get("deliveries"),
+            )
+        except (KeyError, ValueError) as exc:
+            return web.json_response({"ok": False, "error": f"bad user reaction: {exc}"}, status=400)
+        return web.json_response({"ok": True, "result": event})
+
+    def _event_callback(self, event: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "token": "sim-verification-token",
+            "team_id": self.team_id,
+            "api_app_id": "A0SIM",
+            "event": event,
+            "type": "event_callback",
+            "event_id": f"Ev{self.next_id()}",
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": self.team_id, "user_id": self.bot_user_id, "is_bot": True}],
+        }
 
     async def _deliver(self, body: dict[str, Any], forced: int | None) -> None:
         if self.sockets:
@@ -301,6 +354,7 @@ class SlackSimulator(SimServer):
         if not text and not params.get("blocks"):
             return {"ok": False, "error": "no_text"}
         ts = self._next_ts()
+        self.message_authors[ts] = self.bot_user_id
         thread_ts = params.get("thread_ts")
         await self.record(
             SentRecord(

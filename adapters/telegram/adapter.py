@@ -11,7 +11,7 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, TypeHandler
 from telegram.request import HTTPXRequest
 
-from adapters.base import AdapterState, Admit, Health
+from adapters.base import AdapterState, Admit, Health, Rate
 from adapters.registry import Supervisor
 from adapters.telegram.normalise import addressed_to_bot, to_envelope
 from adapters.telegram.ordering import PerChatOrder
@@ -62,7 +62,10 @@ class TelegramAdapter:
         health.extra.update(self.counters, mode="webhook" if self.webhook_mode else "polling")
         return health
 
-    async def start(self, admit: Admit) -> None:
+    async def start(self, admit: Admit, rate: Rate | None = None) -> None:
+        # ``rate`` is accepted for the common signature only: Telegram bots are not told about reactions
+        # unless they ask for message_reaction updates, which this adapter does not.
+        del rate
         self._admit = admit
         await self._supervisor.run(self._run_once)
 
