@@ -463,3 +463,32 @@ def test_forged_or_stale_requests_are_refused_and_enqueue_nothing(stack: Stack) 
     after_sent = {p: len(platforms.sent(p)) - before_sent[p] for p in PLATFORMS}
     assert after_sent == {"discord": 0, "telegram": 1, "slack": 1}
     assert not {"msg-600", "msg-601"} & set(replies_by_tag(platforms))
+
+
+# --------------------------------------------------------------------------- satisfaction
+
+
+def test_reactions_on_discord_and_slack_replies_are_linked_to_the_reply_they_rate(stack: Stack) -> None:
+    import sqlite3
+
+    platforms = stack.platforms
+    asked = {p: platforms.call(_send_one(platforms, p, f"msg-{600 + i}")) for i, p in enumerate(("discord", "slack"))}
+    wait_until(lambda: all(_records_for(platforms, p, asked[p]) for p in asked), what="the replies")
+    discord_reply = _records_for(platforms, "discord", asked["discord"])[0]
+    slack_reply = _records_for(platforms, "slack", asked["slack"])[0]
+    platforms.call(platforms.discord.user_reaction(discord_reply.chat_id, discord_reply.message_id, 5600, "👍"))
+    platforms.call(platforms.slack.user_reaction(slack_reply.chat_id, slack_reply.message_id, "U601", "-1"))
+
+    database = stack.cluster.data_dir / "patchbay.db"
+
+    def linked() -> list[tuple[str, int]]:
+        with sqlite3.connect(database) as db:  # the gateway's analytics writer fills it off the reply path
+            return db.execute(
+                "SELECT e.platform, e.value FROM analytics_events e"
+                " JOIN analytics_reply_ids r ON r.reply_id = e.reply_id WHERE e.kind = 'reaction' ORDER BY e.platform"
+            ).fetchall()
+
+    assert wait_until(lambda: len(linked()) == 2 and linked(), what="both reactions to be stored") == [
+        ("discord", 1),
+        ("slack", -1),
+    ]
