@@ -119,11 +119,14 @@ class SqlMemory:
         self._write_lock = asyncio.Lock()
         self._pending: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
         self._embed_task: asyncio.Task[None] | None = None
+        self._to_insert: list[tuple[dict[str, Any], asyncio.Future[int]]] = []
+        self._inserter: asyncio.Task[None] | None = None
         self._clock = clock
 
     def _engine_options(self) -> dict[str, Any]:
         if self._is_sqlite:
-            return {"connect_args": {"timeout": 30}}
+            # Readers run concurrently in WAL mode; enough connections for a worker's messages in flight.
+            return {"connect_args": {"timeout": 30}, "pool_size": 10, "max_overflow": 10}
         return {"pool_size": 10, "max_overflow": 20}
 
     # ------------------------------------------------------------------ lifecycle
@@ -172,12 +175,40 @@ class SqlMemory:
             "ts": turn.timestamp.timestamp(),
             "scope_key": turn_scope_token(turn),
         }
-        async with self._write_lock if self._is_sqlite else _NO_LOCK, self._engine.begin() as conn:
-            turn_id = (await conn.execute(text(self._dialect.insert_sql()), values)).scalar_one()
+        turn_id = await self._insert(values)
         if turn.text.strip() and (turn.role != "assistant" or self.settings.embed_assistant_turns):
             self._ensure_embedder_task()
             self._pending.put_nowait((int(turn_id), embedding_text(turn)))
         REMEMBER_SECONDS.observe(time.perf_counter() - started)
+
+    async def _insert(self, values: dict[str, Any]) -> int:
+        """Group commit: turns remembered while a transaction runs are written together in the next one.
+
+        A worker remembers two turns per message for a hundred conversations at once; one commit per
+        turn would make every reply wait in the single-writer queue of SQLite.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        self._to_insert.append((values, future))
+        if self._inserter is None or self._inserter.done():
+            self._inserter = loop.create_task(self._insert_batches(), name="memory-writer")
+        return await future
+
+    async def _insert_batches(self) -> None:
+        sql = text(self._dialect.insert_sql())
+        while self._to_insert:
+            batch, self._to_insert = self._to_insert, []
+            try:
+                async with self._write_lock if self._is_sqlite else _NO_LOCK, self._engine.begin() as conn:
+                    ids = [int((await conn.execute(sql, values)).scalar_one()) for values, _ in batch]
+            except Exception as exc:  # every waiter gets the failure: its remember() raises, nothing is lost quietly
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), turn_id in zip(batch, ids, strict=True):
+                if not future.done():
+                    future.set_result(turn_id)
 
     async def history(self, conversation_key: str, limit: int) -> list[Turn]:
         if limit <= 0:
