@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["PatchbaySettings", "config_path", "load_toml", "toml_section"]
+__all__ = ["PatchbaySettings", "TomlSectionSource", "config_path", "load_toml", "toml_section"]
 
 
 def config_path() -> Path:
@@ -49,7 +49,9 @@ def toml_section(dotted: str) -> dict[str, Any]:
     return node if isinstance(node, dict) else {}
 
 
-class _TomlSectionSource(PydanticBaseSettingsSource):
+class TomlSectionSource(PydanticBaseSettingsSource):
+    """One table of ``patchbay.toml`` (dotted path), keyed by field name."""
+
     def __init__(self, settings_cls: type[BaseSettings], section: str) -> None:
         super().__init__(settings_cls)
         self._data = toml_section(section)
@@ -76,4 +78,4 @@ class PatchbaySettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _TomlSectionSource(settings_cls, cls.TOML_SECTION))
+        return (init_settings, env_settings, TomlSectionSource(settings_cls, cls.TOML_SECTION))

@@ -18,7 +18,7 @@ from pydantic import Field
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource
 
-from gateway.config import PatchbaySettings, toml_section
+from gateway.config import PatchbaySettings, TomlSectionSource
 from workers.components import ComponentKind
 
 __all__ = ["LayerFactory", "PatchConfig", "PatchSpec", "Prerequisite", "Smoke", "Validator", "interface_methods"]
@@ -37,20 +37,6 @@ class _EnableSwitchSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         value = os.environ.get(self._variable)
         return {} if value is None else {"enabled": value}
-
-
-class _PatchTableSource(PydanticBaseSettingsSource):
-    """The ``[patches.<name>]`` table of ``patchbay.toml``, keyed by field name."""
-
-    def __init__(self, settings_cls: type[BaseSettings], section: str) -> None:
-        super().__init__(settings_cls)
-        self._table = toml_section(section)
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return self._table.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return {name: self._table[name] for name in self.settings_cls.model_fields if name in self._table}
 
 
 class _PatchDefaultsSource(PydanticBaseSettingsSource):
@@ -112,7 +98,7 @@ class PatchConfig(PatchbaySettings):
             init_settings,
             _EnableSwitchSource(settings_cls, f"ENABLE_{upper}"),
             EnvSettingsSource(settings_cls, env_prefix=f"PATCHBAY_PATCH_{upper}_", case_sensitive=False),
-            _PatchTableSource(settings_cls, cls.TOML_SECTION),
+            TomlSectionSource(settings_cls, cls.TOML_SECTION),
             _PatchDefaultsSource(settings_cls, cls.DEFAULT_ENABLED),
         )
 
