@@ -11,6 +11,7 @@ from adapters.base import AdapterState, Admit, Health, Rate, Rating
 from adapters.discord.normalise import addressed_to_bot, to_envelope
 from adapters.discord.reactions import to_rating
 from adapters.discord.settings import DiscordSettings
+from adapters.ordering import ChatOrder
 from adapters.registry import Supervisor
 
 __all__ = ["DiscordAdapter", "DiscordTokenRefused"]
@@ -58,6 +59,7 @@ class DiscordAdapter:
         self._admit = admit
         self._rate: Rate | None = None
         self._channels = set(settings.channels)
+        self._order = ChatOrder()
         self._supervisor = Supervisor(
             "discord", auth_errors=(discord.LoginFailure, discord.PrivilegedIntentsRequired, DiscordTokenRefused)
         )
@@ -115,7 +117,8 @@ class DiscordAdapter:
             self.counters["ignored"] += 1
             return
         envelope = to_envelope(message, me)
-        result = await self._admit(envelope)
+        async with self._order.hold(message.channel.id):  # discord.py runs each event as its own task
+            result = await self._admit(envelope)
         self.counters["admitted"] += 1
         if result.notice:
             self.counters["notices"] += 1
