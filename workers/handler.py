@@ -7,6 +7,7 @@ recorded reason, never silence.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -214,26 +215,20 @@ class ChatHandler:
             "user_id": envelope.author_id,
             "scope": scope,
         }
-        await self.memory.remember(
-            Turn(
-                role="user",
-                text=envelope.text,
-                author_id=envelope.author_id,
-                author_name=envelope.author_name,
-                message_id=envelope.message_id,
-                timestamp=envelope.timestamp,
-                **common,
-            )
+        user_turn = Turn(
+            role="user",
+            text=envelope.text,
+            author_id=envelope.author_id,
+            author_name=envelope.author_name,
+            message_id=envelope.message_id,
+            timestamp=envelope.timestamp,
+            **common,
         )
-        await self.memory.remember(
-            Turn(
-                role="assistant",
-                text=answer,
-                author_id=envelope.bot_id,
-                message_id=f"re:{envelope.message_id}",
-                **common,
-            )
+        answer_turn = Turn(
+            role="assistant", text=answer, author_id=envelope.bot_id, message_id=f"re:{envelope.message_id}", **common
         )
+        # Together, so the store can write both in one transaction (in this order).
+        await asyncio.gather(self.memory.remember(user_turn), self.memory.remember(answer_turn))
 
 
 def _voice_filename(mime_type: str) -> str:
