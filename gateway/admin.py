@@ -189,6 +189,17 @@ def build_admin_router(settings: Settings, resources: AdminResources | None = No
 
         return asdict(await forget_user(settings, user_id))
 
+    @router.put("/voice/conversations/{conversation_key:path}")
+    async def set_conversation_voice(conversation_key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Operator switch: spoken replies for everyone in one conversation (``platform:bot:conversation``)."""
+        from workers.voice.preferences import VoicePreferences
+
+        enabled = body.get("enabled")
+        if not isinstance(enabled, bool):
+            raise HTTPException(422, 'send {"enabled": true|false}')
+        await VoicePreferences(shared.redis).set_conversation(conversation_key, enabled)
+        return {"conversation_key": conversation_key, "voice": enabled}
+
     @router.get("/summary")
     async def get_summary(since: Since = None, until: Since = None) -> dict[str, Any]:
         return await summary(await shared.engine(), _time(since), _time(until))

@@ -54,6 +54,14 @@ def run_worker(settings: Settings, *, concurrency: int | None = None, name: str 
     from workers.pipeline import worker_context
     from workers.runtime import run_coroutine
 
+    if settings.worker_metrics_port is not None:
+        # Per-process figures (LLM cache hit rate, provider calls, memory timings) live in the worker; the
+        # gateway's /metrics already carries the cluster-wide patch figures through Redis.
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port, addr=settings.http_host)
+        log.info("worker metrics on http://%s:%d/metrics", settings.http_host, settings.worker_metrics_port)
+
     @worker_ready.connect(weak=False)
     def _warm_up(**_: object) -> None:
         # Build the stack (load the model, open the database) before the first message, not during it.

@@ -47,6 +47,11 @@ class Settings(PatchbaySettings):
         validation_alias=AliasChoices("PATCHBAY_WORKERS", "workers"),
         description="worker processes `patchbay run` starts",
     )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PATCHBAY_WORKER_METRICS_PORT", "worker_metrics_port"),
+        description="serve a worker's own Prometheus metrics (LLM calls, cache hits, memory) on this port",
+    )
     visibility_timeout_s: int = Field(
         default=300,
         validation_alias=AliasChoices("PATCHBAY_VISIBILITY_TIMEOUT", "visibility_timeout_s"),

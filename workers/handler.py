@@ -178,6 +178,8 @@ class ChatHandler:
             text = result.text.strip() or "…"
             if result.degraded:
                 reason = "all_providers_down"
+                if report is not None:
+                    report.error = "; ".join(result.errors)[:4000]  # each provider's error, for analytics
             if report is not None:
                 report.llm_provider, report.llm_model = result.provider, result.model
                 report.prompt_tokens, report.completion_tokens = result.prompt_tokens, result.completion_tokens

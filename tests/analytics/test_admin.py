@@ -165,3 +165,21 @@ async def test_forgetting_a_user_through_the_admin_api(client: httpx.AsyncClient
     assert response.status_code == 200 and response.json()["memory_turns"] == 1
     assert await memory.recall(RecallQuery("locker code", "k", "zoe", Scope.PRIVATE)) == []
     await memory.aclose()
+
+
+async def test_operator_turns_voice_on_for_a_conversation(client: httpx.AsyncClient, settings: Settings) -> None:
+    from redis.asyncio import Redis
+
+    from workers.voice.preferences import VoicePreferences
+
+    path = "/admin/voice/conversations/discord:42:811"
+    assert (await client.put(path, json={"enabled": True})).status_code == 401
+    assert (await client.put(path, json={"enabled": "yes"}, headers=AUTH)).status_code == 422
+    assert (await client.put(path, json={"enabled": True}, headers=AUTH)).json() == {
+        "conversation_key": "discord:42:811",
+        "voice": True,
+    }
+    async with Redis.from_url(settings.effective_redis_url) as redis:
+        preferences = VoicePreferences(redis)
+        assert await preferences.should_speak("anyone", "discord:42:811", inbound_was_voice=False)
+        assert not await preferences.should_speak("anyone", "discord:42:999", inbound_was_voice=False)

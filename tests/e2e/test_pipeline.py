@@ -13,7 +13,7 @@ import httpx
 import pytest
 import redis
 
-from tests.e2e.harness import wait_until
+from tests.e2e.harness import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +41,8 @@ def _queue_drained(client: redis.Redis) -> bool:
 
 
 def test_webchat_message_gets_one_reply(make_cluster, sim_env, llm_sim, redis_client, reply_tap) -> None:
-    cluster = make_cluster(sim_env).start(workers=1)
+    metrics_port = free_port()
+    cluster = make_cluster({**sim_env, "PATCHBAY_WORKER_METRICS_PORT": str(metrics_port)}).start(workers=1)
     response = cluster.chat("alice", "hello there", message_id="m1")
     assert response.status_code == 200, response.text
     body = response.json()
@@ -57,6 +58,11 @@ def test_webchat_message_gets_one_reply(make_cluster, sim_env, llm_sim, redis_cl
 
     health = httpx.get(cluster.url + "/healthz").json()
     assert health["status"] == "ok" and health["checks"]["workers"]["seen"]
+    worker_metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+    calls = [line for line in worker_metrics.splitlines() if line.startswith("patchbay_llm_calls_total{")]
+    assert len(calls) == 1 and 'outcome="ok"' in calls[0] and calls[0].endswith(" 1.0"), calls
+    gateway_metrics = httpx.get(cluster.url + "/metrics").text
+    assert "patchbay_patches_cluster" in gateway_metrics  # the workers' patch figures, aggregated through Redis
 
 
 def test_conversation_history_reaches_the_model(make_cluster, sim_env, llm_sim) -> None:
