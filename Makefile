@@ -26,10 +26,12 @@ run: install
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy gateway workers patches adapters
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy gateway workers patches adapters
 	$(BIN)/ruff format --check .
 
 bench: install

@@ -38,9 +38,14 @@ return 0
 
 
 class GuardVerdict(Protocol):
-    action: str  # "allow" | "rate_limited" | "blocked" | "rejected"
-    reason: str
-    notice: str | None
+    @property
+    def action(self) -> str: ...  # "allow" | "rate_limited" | "blocked" | "rejected"
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def notice(self) -> str | None: ...
 
 
 class Guard(Protocol):

@@ -6,6 +6,7 @@ while keeping the voice, or the reverse.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from patches.registry import make_apply_function, register_patch
@@ -19,7 +20,7 @@ class EmotionToneConfig(PatchConfig, patch="emotion_tone", default_enabled=False
     timeout_s: float | None = 0.5  # reading the state is one Redis call; never let it hold the answer up
 
 
-def _build(below: LLM, config: EmotionToneConfig, deps: dict[str, Any]) -> LLM:
+def _build(below: LLM, config: EmotionToneConfig, deps: Mapping[str, Any]) -> LLM:
     from workers.emotion.tone import ToneGuidedLLM
 
     return ToneGuidedLLM(below, deps["emotion"])

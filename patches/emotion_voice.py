@@ -7,6 +7,7 @@ framework falls back to basic synthesis, counted and logged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from patches.registry import make_apply_function, register_patch
@@ -20,7 +21,7 @@ class EmotionVoiceConfig(PatchConfig, patch="emotion_voice", default_enabled=Fal
     """Off by default, as in the seed: ``ENABLE_EMOTION_VOICE=true`` or ``patchbay patches enable emotion_voice``."""
 
 
-def _build(below: Voice, config: EmotionVoiceConfig, deps: dict[str, Any]) -> Voice:
+def _build(below: Voice, config: EmotionVoiceConfig, deps: Mapping[str, Any]) -> Voice:
     from workers.voice.emotion_voice import EmotionAwareVoice
 
     return EmotionAwareVoice(below, deps["emotion"])

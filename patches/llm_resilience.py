@@ -7,6 +7,7 @@ provider is down it answers with its own short apology, which is a valid answer,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from patches.registry import make_apply_function, register_patch
@@ -20,7 +21,7 @@ class LLMResilienceConfig(PatchConfig, patch="llm_resilience", default_enabled=T
     """Provider chain, retries, cache: ``[llm]`` settings (docs/llm.md); this is only the switch."""
 
 
-def _build(below: LLM, config: LLMResilienceConfig, deps: dict[str, Any]) -> LLM:
+def _build(below: LLM, config: LLMResilienceConfig, deps: Mapping[str, Any]) -> LLM:
     from workers.llm.resilience import build_resilient_llm
     from workers.llm.settings import LLMSettings
 

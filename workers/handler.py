@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.envelope import Attachment, Envelope, Platform, Reply
 from workers.components import (
@@ -210,7 +211,7 @@ class ChatHandler:
         return messages
 
     async def _remember(self, envelope: Envelope, answer: str, scope: Scope) -> None:
-        common = {
+        common: dict[str, Any] = {
             "conversation_key": envelope.conversation_key,
             "platform": str(envelope.platform),
             "bot_id": envelope.bot_id,

@@ -133,7 +133,7 @@ def register_local_provider(litellm: ModuleType) -> None:
     """Make ``local/<anything>`` resolve to SmolLM2 in this process's litellm (idempotent)."""
     if any(item.get("provider") == LOCAL_PROVIDER for item in litellm.custom_provider_map):
         return
-    litellm.custom_provider_map = [
+    litellm.custom_provider_map = [  # type: ignore[attr-defined]  # set at runtime by litellm's own registry
         *litellm.custom_provider_map,
         {"provider": LOCAL_PROVIDER, "custom_handler": _make_handler(litellm)},
     ]

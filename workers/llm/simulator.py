@@ -170,9 +170,9 @@ class LLMSimulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # aiohttp exposes no public accessor
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        addresses = self._runner.addresses  # the bound port, when port 0 asked for any free one
+        if addresses:
+            self.port = int(addresses[0][1])
         return self
 
     async def stop(self) -> None:

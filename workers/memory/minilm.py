@@ -170,7 +170,9 @@ class MiniLM:
             x = _layer_norm(context @ layer.out_w + layer.out_b + x, layer.ln1_w, layer.ln1_b)
             hidden = x @ layer.up_w + layer.up_b
             hidden = 0.5 * hidden * (1.0 + _erf(hidden / np.float32(np.sqrt(2.0))))
-            x = _layer_norm(hidden @ layer.down_w + layer.down_b + x, layer.ln2_w, layer.ln2_b)
+            x = _layer_norm(
+                (hidden @ layer.down_w + layer.down_b + x).astype(np.float32, copy=False), layer.ln2_w, layer.ln2_b
+            )
         pooled = (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)

@@ -219,7 +219,7 @@ class SqlMemory:
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(text(sql), {"conversation": conversation_key, "limit": limit})).all()
-        return [_turn(row._mapping) for row in reversed(rows)]
+        return [_turn(dict(row._mapping)) for row in reversed(rows)]
 
     async def recall(self, query: RecallQuery) -> list[Recalled]:
         started = time.perf_counter()
@@ -259,9 +259,9 @@ class SqlMemory:
                 "ORDER BY m.ts DESC LIMIT :window) AS b" + str(i)
                 for i, branch in enumerate(branches)
             )
-            candidates = (
-                await conn.execute(text(window_sql), {**scope_values, "window": settings.vector_window})
-            ).all()
+            candidates = list(
+                (await conn.execute(text(window_sql), {**scope_values, "window": settings.vector_window})).all()
+            )
             seen = {int(r[0]) for r in candidates}
             missing = [i for i in lexical if i not in seen]
             if missing:
