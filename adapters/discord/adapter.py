@@ -7,11 +7,12 @@ import logging
 
 import discord
 
-from adapters.base import AdapterState, Admit, Health, Rate, Rating
+from adapters.base import AdapterState, Admit, Health, Rate
 from adapters.discord.normalise import addressed_to_bot, to_envelope
 from adapters.discord.reactions import to_rating
 from adapters.discord.settings import DiscordSettings
 from adapters.ordering import ChatOrder
+from adapters.ratings import RatingDesk
 from adapters.registry import Supervisor
 
 __all__ = ["DiscordAdapter", "DiscordTokenRefused"]
@@ -57,7 +58,7 @@ class DiscordAdapter:
         self.settings = settings
         self._token = settings.bot_token
         self._admit = admit
-        self._rate: Rate | None = None
+        self._ratings = RatingDesk("discord")
         self._channels = set(settings.channels)
         self._order = ChatOrder()
         self._supervisor = Supervisor(
@@ -65,12 +66,10 @@ class DiscordAdapter:
         )
         self.counters: dict[str, int] = {"admitted": 0, "ignored": 0, "notices": 0, "errors": 0, "disconnects": 0}
         # Reactions that are no rating, by reason; a rating that could not be recorded is a rating_error.
-        self.counters.update(ratings=0, rating_errors=0, reactions_ignored=0)
-        self.ignored_reactions: dict[str, int] = {}
 
     def health(self) -> Health:
         health = self._supervisor.health()
-        health.extra.update(self.counters, ignored_reactions=dict(self.ignored_reactions))
+        health.extra.update(self.counters, **self._ratings.figures())
         return health
 
     def connected(self, detail: str) -> None:
@@ -84,7 +83,7 @@ class DiscordAdapter:
 
     async def start(self, admit: Admit, rate: Rate | None = None) -> None:
         self._admit = admit
-        self._rate = rate
+        self._ratings.rate = rate
         await self._supervisor.run(self._run_once)
 
     async def stop(self) -> None:
@@ -131,28 +130,10 @@ class DiscordAdapter:
     async def on_reaction(self, client: discord.Client, payload: discord.RawReactionActionEvent) -> None:
         me = client.user
         if me is None:
-            self._ignore_reaction("not_ready")  # discord.py dispatches events only after READY: not expected
+            self._ratings.ignore("not_ready")  # discord.py dispatches events only after READY: not expected
             return
         rating = to_rating(payload, me.id)
         if isinstance(rating, str):
-            self._ignore_reaction(rating)
+            self._ratings.ignore(rating)
             return
-        if self._rate is None:
-            self._ignore_reaction("no_rating_sink")
-            log.warning("discord: a rating arrived but no rating sink was given to start(); dropped")
-            return
-        await self._record_rating(self._rate, rating)
-
-    def _ignore_reaction(self, reason: str) -> None:
-        self.counters["reactions_ignored"] += 1
-        self.ignored_reactions[reason] = self.ignored_reactions.get(reason, 0) + 1
-
-    async def _record_rating(self, rate: Rate, rating: Rating) -> None:
-        try:
-            await rate(rating)
-        except Exception:
-            # A failing analytics sink must not take the gateway connection down; the loss is counted and logged.
-            self.counters["rating_errors"] += 1
-            log.exception("discord: could not record %s", rating)
-            return
-        self.counters["ratings"] += 1
+        await self._ratings.record(rating)

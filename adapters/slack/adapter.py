@@ -11,7 +11,8 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.base import AdapterState, Admit, Health, Rate, Rating
+from adapters.base import AdapterState, Admit, Health, Rate
+from adapters.ratings import RatingDesk
 from adapters.registry import Supervisor
 from adapters.slack.normalise import answerable, to_envelope
 from adapters.slack.reactions import to_rating
@@ -41,15 +42,12 @@ class SlackAdapter:
             raise ValueError("Slack needs SLACK_SIGNING_SECRET (Events API) or SLACK_APP_TOKEN (Socket Mode)")
         self.settings = settings
         self._admit = admit
-        self._rate: Rate | None = None
+        self._ratings = RatingDesk("slack")
         self._recent_reaction_events: OrderedDict[str, None] = OrderedDict()
         self._supervisor = Supervisor("slack", auth_errors=(SlackTokenRefused,))
         self.client = AsyncWebClient(token=settings.bot_token, base_url=settings.api_root)
         self.bot_user_id: str | None = None
         self.counters: dict[str, int] = {"admitted": 0, "ignored": 0, "notices": 0, "errors": 0, "retries_seen": 0}
-        # Reactions that are no rating, by reason; a rating that could not be recorded is a rating_error.
-        self.counters.update(ratings=0, rating_errors=0, reactions_ignored=0)
-        self.ignored_reactions: dict[str, int] = {}
         self.app = AsyncApp(
             client=self.client,
             signing_secret=settings.signing_secret or "socket-mode-has-no-signing-secret",
@@ -70,13 +68,13 @@ class SlackAdapter:
         health.extra.update(
             self.counters,
             mode="socket" if self.socket_mode else "events_api",
-            ignored_reactions=dict(self.ignored_reactions),
+            **self._ratings.figures(),
         )
         return health
 
     async def start(self, admit: Admit, rate: Rate | None = None) -> None:
         self._admit = admit
-        self._rate = rate
+        self._ratings.rate = rate
         await self._supervisor.run(self._run_once)
 
     async def stop(self) -> None:
@@ -137,16 +135,12 @@ class SlackAdapter:
     async def _on_reaction(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         rating = to_rating(event, self.bot_user_id)
         if isinstance(rating, str):
-            self._ignore_reaction(rating)
+            self._ratings.ignore(rating)
             return
         if self._is_redelivery(str(body.get("event_id") or "")):
-            self._ignore_reaction("redelivered")
+            self._ratings.ignore("redelivered")
             return
-        if self._rate is None:
-            self._ignore_reaction("no_rating_sink")
-            log.warning("slack: a rating arrived but no rating sink was given to start(); dropped")
-            return
-        await self._record_rating(self._rate, rating)
+        await self._ratings.record(rating)
 
     def _is_redelivery(self, event_id: str) -> bool:
         if not event_id:
@@ -157,17 +151,3 @@ class SlackAdapter:
         if len(self._recent_reaction_events) > _RECENT_REACTION_EVENTS:
             self._recent_reaction_events.popitem(last=False)
         return False
-
-    async def _record_rating(self, rate: Rate, rating: Rating) -> None:
-        try:
-            await rate(rating)
-        except Exception:
-            # A failing analytics sink must not break event handling; the loss is counted and logged.
-            self.counters["rating_errors"] += 1
-            log.exception("slack: could not record %s", rating)
-            return
-        self.counters["ratings"] += 1
-
-    def _ignore_reaction(self, reason: str) -> None:
-        self.counters["reactions_ignored"] += 1
-        self.ignored_reactions[reason] = self.ignored_reactions.get(reason, 0) + 1
