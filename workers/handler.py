@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import Counter
+
 from gateway.envelope import Attachment, Envelope, Platform, Reply
 from workers.components import (
     LLM,
@@ -32,6 +34,9 @@ from workers.voice.preferences import VoicePreferences, parse_voice_command
 __all__ = ["APOLOGY", "ChatHandler", "HandlerConfig", "VoiceReplies", "scope_of"]
 
 log = logging.getLogger(__name__)
+
+# Stages the handler answered without (the answer still went out): visible on a worker's /metrics.
+DEGRADED = Counter("patchbay_handler_degraded_total", "answers given without a stage that failed", ["stage"])
 
 APOLOGY = "Sorry, I can't answer right now: my language model is unavailable. Please try again in a moment."
 
@@ -89,6 +94,7 @@ class ChatHandler:
                 await self.emotion.read_and_observe(envelope.author_id, envelope.text)  # type: ignore[attr-defined]
             except Exception as exc:  # the emotion state is an enhancement input; the answer must not depend on it
                 log.warning("emotion reading failed key=%s error=%r", envelope.dedupe_key, exc)
+                DEGRADED.labels("emotion").inc()
         reply = await self._answer(envelope)
         if reply.reason is None and self.voice is not None:
             reply = await self._spoken(envelope, reply)
@@ -118,6 +124,7 @@ class ChatHandler:
             text = await transcriber.transcribe(audio, filename=voice.filename or "voice.ogg")
         except Exception as exc:
             log.warning("transcription failed key=%s error=%r", envelope.dedupe_key, exc)
+            DEGRADED.labels("transcription").inc()
             return envelope, "Sorry, I could not listen to that voice message. Could you type it instead?"
         if not text.strip():
             return envelope, "I could not make out any words in that voice message."
@@ -135,6 +142,7 @@ class ChatHandler:
             audio = await self.voice.voice.speak(reply.text, style)
         except Exception as exc:  # a reply without its voice is still a reply; the text goes out
             log.error("voice synthesis failed key=%s error=%r: replying in text", envelope.dedupe_key, exc)
+            DEGRADED.labels("voice").inc()
             return reply
         report = current_report()
         if report is not None:
@@ -187,6 +195,7 @@ class ChatHandler:
                 report.cost_usd, report.cache_hit = result.cost_usd, result.cached
         except Exception as exc:
             log.error("llm failed key=%s error=%r: answering with an apology", envelope.dedupe_key, exc)
+            DEGRADED.labels("llm").inc()
             text, reason = APOLOGY, "llm_unavailable"
             if report is not None:
                 report.error = repr(exc)

@@ -73,9 +73,16 @@ async def test_answer_and_history(simulator: LLMSimulator, memory: SqlMemory, mo
 
 
 async def test_a_dead_llm_gives_an_apology_with_a_reason(memory: SqlMemory, unused_tcp_port: int) -> None:
+    from prometheus_client import REGISTRY
+
+    def degraded() -> float:
+        return REGISTRY.get_sample_value("patchbay_handler_degraded_total", {"stage": "llm"}) or 0.0
+
+    before = degraded()
     handler = _handler(LiteLLMClient("openai/sim-model", api_base=f"http://127.0.0.1:{unused_tcp_port}/v1"), memory)
     reply = await handler.handle(_envelope("hello?"))
     assert (reply.text, reply.reason) == (APOLOGY, "llm_unavailable")
+    assert degraded() == before + 1  # counted, not only logged
     assert await memory.history("telegram:b:c1", 10) == []  # an apology is not a memory
 
 
