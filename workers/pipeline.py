@@ -26,6 +26,7 @@ from gateway.embedded_redis import redis_py_url
 from gateway.envelope import Envelope, EnvelopeError, Reply, parse_envelope
 from gateway.events import emit_event
 from gateway.settings import Settings
+from patches.context import call_context, current_trace
 from patches.layer import OUTSIDE_ROLLOUT
 from workers.ledger import Claim, Ledger, key_names
 from workers.report import MessageReport, message_report
@@ -113,8 +114,6 @@ class WorkerContext:
     async def _handle(
         self, envelope: Envelope, stack: Stack, keys: Any, token: str, seq: int, attempt: int, order_wait_s: float
     ) -> Outcome:
-        from patches.context import call_context, current_trace
-
         with (
             message_report(envelope.dedupe_key) as report,
             call_context(
