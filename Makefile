@@ -27,11 +27,13 @@ run: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy gateway workers patches adapters
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy gateway workers patches adapters
+	$(BIN)/lint-imports
 	$(BIN)/ruff format --check .
 
 bench: install

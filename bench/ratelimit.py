@@ -27,8 +27,9 @@ from urllib.parse import urlparse
 
 import redis.asyncio as aioredis
 
-from gateway.embedded_redis import EmbeddedRedis, redis_py_url
+from gateway.embedded_redis import EmbeddedRedis
 from gateway.limits import LimitRequest, LimitSettings, RateLimiter
+from gateway.shared.redis_urls import redis_py_url
 
 GOAL = 20_000
 

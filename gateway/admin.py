@@ -31,10 +31,10 @@ from gateway.analytics.export import FORMATS, MEDIA_TYPES, ExportFormat, export
 from gateway.analytics.store import open_engine
 from gateway.analytics.summary import summary, timeseries
 from gateway.analytics.timeparse import parse_time
-from gateway.embedded_redis import redis_py_url
 from gateway.limits.blocks import BlockKind, BlockList
 from gateway.limits.settings import LimitSettings
-from gateway.settings import Settings
+from gateway.shared.redis_urls import redis_py_url
+from gateway.shared.settings import Settings
 
 __all__ = ["AdminResources", "AdminTokenMissing", "build_admin_router", "require_admin_token"]
 

@@ -17,10 +17,10 @@ from celery import Celery
 from redis.asyncio import Redis
 
 from adapters.base import Admission, AdmitResult
-from gateway.envelope import Envelope
-from gateway.events import emit_event
-from workers.app import QUEUE, TASK_NAME
-from workers.ledger import DONE_TTL_S, key_names
+from gateway.shared.envelope import Envelope
+from gateway.shared.events import emit_event
+from gateway.shared.keys import DONE_TTL_S, message_keys
+from gateway.shared.queue import QUEUE, TASK_NAME
 
 __all__ = ["Admitter", "Guard", "GuardVerdict"]
 
@@ -75,7 +75,7 @@ class Admitter:
                 log.info("refused key=%s decision=%s reason=%s", envelope.dedupe_key, decision, verdict.reason)
                 await self._record(envelope, decision, verdict.reason, ts_ingress, None)
                 return AdmitResult(decision, verdict.reason, verdict.notice)
-        keys = key_names(envelope.dedupe_key, envelope.conversation_key)
+        keys = message_keys(envelope.dedupe_key, envelope.conversation_key)
         seq = int(await self._dedupe(keys=[keys.seen, keys.seq], args=[DONE_TTL_S]))
         if seq == 0:
             log.info("duplicate key=%s", envelope.dedupe_key)

@@ -24,16 +24,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from adapters.base import AdmitResult, Rating
 from adapters.registry import platform_health, platform_routers
-from adapters.webchat import ReplyWaiter
+from adapters.webchat.replies import ReplyWaiter
 from adapters.webchat.routes import build_webchat_router
 from gateway.admission import Admitter
-from gateway.embedded_redis import redis_py_url
-from gateway.envelope import Envelope
-from gateway.events import emit_event
 from gateway.limits import Guard
-from gateway.settings import Settings
-from workers.app import make_celery
-from workers.pipeline import HEARTBEAT_PREFIX
+from gateway.shared.envelope import Envelope
+from gateway.shared.events import emit_event
+from gateway.shared.keys import WORKER_HEARTBEAT_PREFIX
+from gateway.shared.queue import producer
+from gateway.shared.redis_urls import redis_py_url
+from gateway.shared.settings import Settings
 
 __all__ = ["GatewayState", "create_app"]
 
@@ -70,7 +70,7 @@ class GatewayState:
 def create_app(settings: Settings | None = None, *, embedded: bool = False) -> FastAPI:
     settings = settings or Settings()
     redis = Redis.from_url(redis_py_url(settings.effective_redis_url), max_connections=1024)
-    admitter = Admitter(redis, make_celery(settings), guard=Guard(redis))
+    admitter = Admitter(redis, producer(settings), guard=Guard(redis))
     waiter = ReplyWaiter(redis)
     state = GatewayState(
         settings=settings,
@@ -140,8 +140,8 @@ async def _health(state: GatewayState) -> dict[str, Any]:
         checks["database"] = {"ok": False, "error": repr(exc)}
     workers: list[str] = []
     if checks["redis"]["ok"]:
-        async for key in state.redis.scan_iter(match=HEARTBEAT_PREFIX + "*", count=100):
-            workers.append(key.decode().removeprefix(HEARTBEAT_PREFIX))
+        async for key in state.redis.scan_iter(match=WORKER_HEARTBEAT_PREFIX + "*", count=100):
+            workers.append(key.decode().removeprefix(WORKER_HEARTBEAT_PREFIX))
     checks["workers"] = {"ok": bool(workers), "seen": sorted(workers)}
     platforms = platform_health()
     checks["platforms"] = {

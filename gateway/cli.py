@@ -1,20 +1,54 @@
-"""The ``patchbay`` command. Each package contributes its own click group; this file only mounts them."""
+"""The ``patchbay`` command. Each package contributes its own click group; this file only mounts them.
+
+Groups are mounted by name and imported only when they run (``LazyGroup``), so that ``patchbay
+gateway`` never imports worker code and ``patchbay worker`` never imports the HTTP app.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import uuid
 
 import click
 
-from gateway.launcher import configure_logging, run_embedded, run_gateway, run_worker
-from gateway.settings import Settings
+from gateway.shared.logs import configure_logging
+from gateway.shared.settings import Settings
 
 __all__ = ["cli", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A click group whose subcommands named in ``lazy`` ("name": "module:attribute") load on first use."""
+
+    def __init__(self, *args: object, lazy: dict[str, str] | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module, attribute = self.lazy[cmd_name].split(":")
+            command = getattr(importlib.import_module(module), attribute)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{self.lazy[cmd_name]} is not a click command")
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    lazy={
+        "patches": "patches.cli:patches_group",
+        "analytics": "gateway.analytics.cli:analytics_group",
+        "blocks": "gateway.limits.cli:blocks_group",
+        "memory": "workers.memory.cli:memory_group",
+    },
+)
 def cli() -> None:
     """Patchbay: one AI assistant on Discord, Telegram, Slack and a built-in web chat."""
 
@@ -29,6 +63,8 @@ def run(workers: int | None, host: str | None, port: int | None) -> None:
     for variable, value in (("PATCHBAY_WORKERS", workers), ("PATCHBAY_HTTP_HOST", host), ("PATCHBAY_HTTP_PORT", port)):
         if value is not None:
             os.environ[variable] = str(value)
+    from gateway.launcher import run_embedded
+
     settings = Settings()
     configure_logging(settings.log_level)
     sys.exit(run_embedded(settings))
@@ -43,6 +79,8 @@ def gateway() -> None:
         raise click.UsageError(
             "patchbay gateway needs REDIS_URL (shared with the workers); for one process use `patchbay run`"
         )
+    from gateway.launcher import run_gateway
+
     run_gateway(settings)
 
 
@@ -53,6 +91,8 @@ def worker(concurrency: int | None, name: str | None) -> None:
     """A worker process; run as many as you like, on as many machines as you like."""
     settings = Settings()
     configure_logging(settings.log_level)
+    from workers.main import run_worker
+
     run_worker(settings, concurrency=concurrency, name=name)
 
 
@@ -88,31 +128,17 @@ def chat(url: str | None, user_id: str) -> None:
                 click.echo(f"! {response.status_code} {data.get('notice') or data.get('detail')}", err=True)
 
 
-@cli.group()
+@cli.group(
+    cls=LazyGroup,
+    lazy={
+        "llm": "adapters.sim.llm:llm_sim_command",
+        "discord": "adapters.sim.cli:discord_sim_command",
+        "telegram": "adapters.sim.cli:telegram_sim_command",
+        "slack": "adapters.sim.cli:slack_sim_command",
+    },
+)
 def sim() -> None:
     """Local simulators of the platforms and of an LLM provider, for trying Patchbay without accounts."""
-
-
-def _mount() -> None:
-    """Attach the groups other packages own (each package keeps its own commands)."""
-    from adapters.sim.cli import discord_sim_command, slack_sim_command, telegram_sim_command
-    from gateway.analytics.cli import analytics_group
-    from gateway.limits.cli import blocks_group
-    from patches.cli import patches_group
-    from workers.llm.simulator import llm_sim_command
-    from workers.memory.cli import memory_group
-
-    cli.add_command(patches_group, "patches")
-    cli.add_command(analytics_group, "analytics")
-    cli.add_command(blocks_group, "blocks")
-    cli.add_command(memory_group, "memory")
-    sim.add_command(llm_sim_command, "llm")
-    sim.add_command(discord_sim_command, "discord")
-    sim.add_command(telegram_sim_command, "telegram")
-    sim.add_command(slack_sim_command, "slack")
-
-
-_mount()
 
 
 def main() -> None:

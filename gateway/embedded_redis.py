@@ -16,7 +16,7 @@ from pathlib import Path
 
 import redis
 
-__all__ = ["EmbeddedRedis", "celery_url", "die_with_parent", "redis_py_url"]
+__all__ = ["EmbeddedRedis", "die_with_parent"]
 
 log = logging.getLogger(__name__)
 
@@ -110,17 +110,3 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def redis_py_url(url: str) -> str:
-    """Normalise any accepted Redis URL for redis-py (``redis+socket://`` → ``unix://``)."""
-    if url.startswith("redis+socket://"):
-        return "unix://" + url[len("redis+socket://") :]
-    return url
-
-
-def celery_url(url: str) -> str:
-    """Normalise any accepted Redis URL for kombu, which spells unix sockets ``redis+socket://``."""
-    if url.startswith("unix://"):
-        return "redis+socket://" + url[len("unix://") :]
-    return url

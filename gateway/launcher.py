@@ -17,20 +17,11 @@ from pathlib import Path
 import uvicorn
 
 from gateway.embedded_redis import EmbeddedRedis, die_with_parent
-from gateway.settings import Settings
+from gateway.shared.settings import Settings
 
-__all__ = ["configure_logging", "run_embedded", "run_gateway", "run_worker"]
+__all__ = ["run_embedded", "run_gateway"]
 
 log = logging.getLogger(__name__)
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(processName)s %(name)s: %(message)s",
-    )
-    for noisy in ("httpx", "LiteLLM", "litellm", "httpcore", "aiosqlite"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def run_gateway(settings: Settings, *, embedded: bool = False) -> None:
@@ -45,43 +36,6 @@ def run_gateway(settings: Settings, *, embedded: bool = False) -> None:
     # SIGINT to uvicorn, which shuts down gracefully.
     signal.signal(signal.SIGINT, lambda *_: setattr(server, "should_exit", True))
     server.run()
-
-
-def run_worker(settings: Settings, *, concurrency: int | None = None, name: str | None = None) -> None:
-    from celery.signals import worker_ready
-
-    from workers.app import QUEUE, app
-    from workers.pipeline import worker_context
-    from workers.runtime import run_coroutine
-
-    if settings.worker_metrics_port is not None:
-        # Per-process figures (LLM cache hit rate, provider calls, memory timings) live in the worker; the
-        # gateway's /metrics already carries the cluster-wide patch figures through Redis.
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.worker_metrics_port, addr=settings.http_host)
-        log.info("worker metrics on http://%s:%d/metrics", settings.http_host, settings.worker_metrics_port)
-
-    @worker_ready.connect(weak=False)
-    def _warm_up(**_: object) -> None:
-        # Build the stack (load the model, open the database) before the first message, not during it.
-        try:
-            run_coroutine(worker_context().ensure_stack(), timeout=300)
-        except Exception:
-            log.exception("worker warm-up failed; the stack will be built on the first message")
-
-    app.worker_main(
-        argv=[
-            "worker",
-            "--pool=threads",
-            f"--concurrency={concurrency or settings.worker_concurrency}",
-            f"--queues={QUEUE}",
-            f"--loglevel={settings.log_level}",
-            f"--hostname={name or 'patchbay'}-{os.getpid()}@%h",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-    )
 
 
 def _spawn_worker(index: int, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:

@@ -4,24 +4,45 @@ A patch module declares a ``PatchConfig`` subclass and a ``PatchSpec``, register
 ``register_patch`` and exports ``apply_<name>_patch = make_apply_function(SPEC)``. See docs/patches.md.
 """
 
-from patches.conformance import check_conformance
-from patches.context import CallContext, TraceEntry, call_context, current_call, current_trace
-from patches.health import HealthMonitor, HealthState, process_health
-from patches.layer import PatchLayer, build_layer, stack_of
-from patches.metrics import ProcessStats, RedisPatchStatsCollector, StatsFlusher, process_stats
-from patches.registry import (
-    PatchOrderError,
-    PatchRegistry,
-    apply_patch,
-    apply_patch_async,
-    build_stack,
-    build_stack_async,
-    default_registry,
-    make_apply_function,
-    register_patch,
-)
-from patches.spec import PatchConfig, PatchSpec
-from patches.switches import Switch, SwitchBoard, process_switchboard
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Exported lazily (PEP 562): a process that only reads switches or stats (the gateway) must not load
+# the layer machinery, and importing ``patches.control`` imports this package first.
+_EXPORTS = {
+    "CallContext": "patches.context",
+    "HealthMonitor": "patches.health",
+    "HealthState": "patches.health",
+    "PatchConfig": "patches.spec",
+    "PatchLayer": "patches.layer",
+    "PatchOrderError": "patches.registry",
+    "PatchRegistry": "patches.registry",
+    "PatchSpec": "patches.spec",
+    "ProcessStats": "patches.metrics",
+    "RedisPatchStatsCollector": "patches.metrics",
+    "StatsFlusher": "patches.metrics",
+    "Switch": "patches.switches",
+    "SwitchBoard": "patches.switches",
+    "TraceEntry": "patches.context",
+    "apply_patch": "patches.registry",
+    "apply_patch_async": "patches.registry",
+    "build_layer": "patches.layer",
+    "build_stack": "patches.registry",
+    "build_stack_async": "patches.registry",
+    "call_context": "patches.context",
+    "check_conformance": "patches.conformance",
+    "current_call": "patches.context",
+    "current_trace": "patches.context",
+    "default_registry": "patches.registry",
+    "make_apply_function": "patches.registry",
+    "process_health": "patches.health",
+    "process_stats": "patches.metrics",
+    "process_switchboard": "patches.switches",
+    "register_patch": "patches.registry",
+    "stack_of": "patches.layer",
+}
 
 __all__ = [
     "CallContext",
@@ -55,3 +76,10 @@ __all__ = [
     "register_patch",
     "stack_of",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'patches' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -9,8 +9,8 @@ from contextlib import contextmanager
 import click
 import redis
 
-from gateway.embedded_redis import redis_py_url
-from gateway.settings import Settings
+from gateway.shared.redis_urls import redis_py_url
+from gateway.shared.settings import Settings
 from patches import control
 from patches.control import PatchStatus, UnknownPatchError
 

@@ -18,7 +18,7 @@ from pydantic import Field
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource
 
-from gateway.config import PatchbaySettings, TomlSectionSource
+from gateway.shared.config import PatchbaySettings, TomlSectionSource
 from workers.components import ComponentKind
 
 __all__ = ["LayerFactory", "PatchConfig", "PatchSpec", "Prerequisite", "Smoke", "Validator", "interface_methods"]

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from gateway.embedded_redis import EmbeddedRedis, redis_py_url
+from gateway.embedded_redis import EmbeddedRedis
+from gateway.shared.redis_urls import redis_py_url
 
 
 @pytest.fixture(scope="session")

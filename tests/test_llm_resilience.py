@@ -14,11 +14,11 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
+from adapters.sim.llm import LLMSimulator, sim_reply
 from workers.components import LLMRequest, LLMResult
 from workers.llm.client import LiteLLMClient
 from workers.llm.resilience import ResilientLLM, build_resilient_llm
 from workers.llm.settings import LLMSettings, ProviderConfig
-from workers.llm.simulator import LLMSimulator, sim_reply
 
 os.environ.setdefault("OPENAI_API_KEY", "sk-simulator")
 

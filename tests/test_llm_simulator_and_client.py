@@ -7,9 +7,9 @@ import os
 import aiohttp
 import pytest
 
+from adapters.sim.llm import LLMSimulator, sim_reply
 from workers.components import LLMRequest
 from workers.llm.client import LiteLLMClient
-from workers.llm.simulator import LLMSimulator, sim_reply
 
 os.environ.setdefault("OPENAI_API_KEY", "sk-simulator")  # litellm's openai route insists on a key
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-from gateway.envelope import Envelope, Reply
+from gateway.shared.envelope import Envelope, Reply
 
 __all__ = [
     "LLM",

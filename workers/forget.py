@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from gateway.embedded_redis import redis_py_url
-from gateway.settings import Settings
+from gateway.shared.redis_urls import redis_py_url
+from gateway.shared.settings import Settings
 
 __all__ = ["Forgotten", "forget_user"]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from gateway.envelope import Attachment, Envelope, Platform, Reply
+from gateway.shared.envelope import Attachment, Envelope, Platform, Reply
 from workers.components import (
     LLM,
     EmotionReader,

@@ -18,16 +18,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from enum import StrEnum
 
 from redis.asyncio import Redis
 
-__all__ = ["Claim", "Ledger", "key_names"]
+from gateway.shared.keys import DONE_TTL_S, MessageKeys
+
+__all__ = ["Claim", "Ledger"]
 
 log = logging.getLogger(__name__)
-
-DONE_TTL_S = 7 * 24 * 3600
 
 _BEGIN = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'done' end
@@ -64,25 +63,6 @@ class Claim(StrEnum):
     BUSY = "busy"
 
 
-@dataclass(frozen=True, slots=True)
-class _Keys:
-    done: str
-    claim: str
-    seq: str
-    done_seq: str
-    seen: str
-
-
-def key_names(message_key: str, conversation_key: str) -> _Keys:
-    return _Keys(
-        done=f"patchbay:msg:{message_key}:done",
-        claim=f"patchbay:msg:{message_key}:claim",
-        seen=f"patchbay:msg:{message_key}:seen",
-        seq=f"patchbay:conv:{conversation_key}:seq",
-        done_seq=f"patchbay:conv:{conversation_key}:done_seq",
-    )
-
-
 class Ledger:
     def __init__(self, redis: Redis, *, lease_s: float = 30.0, order_wait_s: float = 120.0) -> None:
         self.redis = redis
@@ -93,11 +73,11 @@ class Ledger:
         self._finish = redis.register_script(_FINISH)
         self._release = redis.register_script(_RELEASE)
 
-    async def begin(self, keys: _Keys, token: str) -> Claim:
+    async def begin(self, keys: MessageKeys, token: str) -> Claim:
         result = await self._begin(keys=[keys.done, keys.claim], args=[token, self.lease_ms])
         return Claim(result.decode() if isinstance(result, bytes) else result)
 
-    async def keep_alive(self, keys: _Keys, token: str) -> None:
+    async def keep_alive(self, keys: MessageKeys, token: str) -> None:
         """Renew the lease until cancelled; a lost lease is logged (another worker may take over)."""
         interval = self.lease_ms / 3000
         while True:
@@ -109,7 +89,7 @@ class Ledger:
             except Exception as exc:  # a Redis hiccup must not kill the message being handled
                 log.warning("lease renewal failed claim=%s error=%r", keys.claim, exc)
 
-    async def wait_turn(self, keys: _Keys, seq: int) -> bool:
+    async def wait_turn(self, keys: MessageKeys, seq: int) -> bool:
         """Wait until every earlier message of the conversation is done; False if we gave up waiting."""
         if seq <= 1:
             return True
@@ -131,9 +111,9 @@ class Ledger:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
 
-    async def finish(self, keys: _Keys, token: str, seq: int, outcome: str) -> None:
+    async def finish(self, keys: MessageKeys, token: str, seq: int, outcome: str) -> None:
         await self._finish(keys=[keys.done, keys.claim, keys.done_seq], args=[token, DONE_TTL_S, outcome, max(seq, 0)])
 
-    async def release(self, keys: _Keys, token: str) -> None:
+    async def release(self, keys: MessageKeys, token: str) -> None:
         """Give the claim back without finishing (the task will be retried)."""
         await self._release(keys=[keys.claim], args=[token])

@@ -21,14 +21,15 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from gateway.egress import DeliveryFailed, Egress
-from gateway.embedded_redis import redis_py_url
-from gateway.envelope import Envelope, EnvelopeError, Reply, parse_envelope
-from gateway.events import emit_event
-from gateway.settings import Settings
+from gateway.shared.envelope import Envelope, EnvelopeError, Reply, parse_envelope
+from gateway.shared.events import emit_event
+from gateway.shared.keys import WORKER_HEARTBEAT_PREFIX, message_keys
+from gateway.shared.redis_urls import redis_py_url
+from gateway.shared.settings import Settings
 from patches.context import call_context, current_trace
 from patches.layer import OUTSIDE_ROLLOUT
-from workers.ledger import Claim, Ledger, key_names
+from workers.egress import DeliveryFailed, Egress
+from workers.ledger import Claim, Ledger
 from workers.report import MessageReport, message_report
 from workers.stack import Stack, build_stack
 
@@ -36,7 +37,6 @@ __all__ = ["Outcome", "WorkerContext", "worker_context"]
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_PREFIX = "patchbay:workers:"
 INTERNAL_ERROR_REPLY = "Sorry, something went wrong on my side while answering. Please try again."
 HEARTBEAT_TTL_S = 15
 
@@ -77,7 +77,7 @@ class WorkerContext:
         return self.stack
 
     async def _beat(self) -> None:
-        key = HEARTBEAT_PREFIX + self.worker_id
+        key = WORKER_HEARTBEAT_PREFIX + self.worker_id
         while True:
             try:
                 await self.redis.set(key, json.dumps({"ts": time.time(), "pid": os.getpid()}), ex=HEARTBEAT_TTL_S)
@@ -94,7 +94,7 @@ class WorkerContext:
             await self._emit({"kind": "reply", "key": str(payload.get("message_id")), "error": str(exc)})
             return Outcome.INVALID
         stack = await self.ensure_stack()
-        keys = key_names(envelope.dedupe_key, envelope.conversation_key)
+        keys = message_keys(envelope.dedupe_key, envelope.conversation_key)
         token = f"{self.worker_id}:{uuid.uuid4().hex[:8]}"
         claim = await self.ledger.begin(keys, token)
         if claim is not Claim.CLAIMED:

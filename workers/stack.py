@@ -17,8 +17,8 @@ from typing import Any
 import redis
 from redis.asyncio import Redis as AsyncRedis
 
-from gateway.embedded_redis import redis_py_url
-from gateway.settings import Settings
+from gateway.shared.redis_urls import redis_py_url
+from gateway.shared.settings import Settings
 from workers.components import LLM, ComponentKind, EmotionReader, Handler, Memory, Voice
 from workers.handler import ChatHandler, HandlerConfig, VoiceReplies
 

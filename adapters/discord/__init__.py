@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import TYPE_CHECKING
 
 from adapters.base import Admit, Sender
-from adapters.discord.adapter import DiscordAdapter
-from adapters.discord.sender import DiscordSender
 from adapters.discord.settings import DiscordSettings
-from adapters.egress_limits import EgressLimits
+
+if TYPE_CHECKING:  # the client libraries load only on the side that uses them (gateway inbound, workers outbound)
+    from fastapi import APIRouter
+
+    from adapters.discord.adapter import DiscordAdapter
 
 __all__ = [
-    "DiscordAdapter",
-    "DiscordSender",
     "DiscordSettings",
     "build_adapter",
     "build_router",
@@ -26,10 +26,15 @@ def load_settings() -> DiscordSettings:
 
 
 def build_adapter(settings: DiscordSettings, admit: Admit | None) -> DiscordAdapter | None:
+    from adapters.discord.adapter import DiscordAdapter
+
     return DiscordAdapter(settings, admit) if settings.bot_token else None
 
 
 def build_sender(settings: DiscordSettings, redis_url: str) -> Sender | None:
+    from adapters.discord.sender import DiscordSender
+    from adapters.egress_limits import EgressLimits
+
     return DiscordSender(settings, EgressLimits(redis_url)) if settings.bot_token else None
 
 

@@ -13,7 +13,7 @@ from adapters.discord.reactions import to_rating
 from adapters.discord.settings import DiscordSettings
 from adapters.ordering import ChatOrder
 from adapters.ratings import RatingDesk
-from adapters.registry import Supervisor
+from adapters.supervisor import Supervisor
 
 __all__ = ["DiscordAdapter", "DiscordTokenRefused"]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import discord
 
-from gateway.envelope import Attachment, Envelope, Platform
+from gateway.shared.envelope import Attachment, Envelope, Platform
 
 __all__ = ["addressed_to_bot", "to_envelope"]
 

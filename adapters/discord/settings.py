@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import NoDecode
 
-from gateway.config import PatchbaySettings
+from gateway.shared.config import PatchbaySettings
 
 __all__ = ["DiscordSettings"]
 

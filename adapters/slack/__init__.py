@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import TYPE_CHECKING
 
 from adapters.base import Admit, Sender
-from adapters.egress_limits import EgressLimits
-from adapters.slack.adapter import SlackAdapter
-from adapters.slack.sender import SlackSender
 from adapters.slack.settings import SlackSettings
 
+if TYPE_CHECKING:  # the client libraries load only on the side that uses them (gateway inbound, workers outbound)
+    from fastapi import APIRouter
+
+    from adapters.slack.adapter import SlackAdapter
+
 __all__ = [
-    "SlackAdapter",
-    "SlackSender",
     "SlackSettings",
     "build_adapter",
     "build_router",
@@ -26,10 +26,15 @@ def load_settings() -> SlackSettings:
 
 
 def build_adapter(settings: SlackSettings, admit: Admit | None) -> SlackAdapter | None:
+    from adapters.slack.adapter import SlackAdapter
+
     return SlackAdapter(settings, admit) if settings.bot_token else None
 
 
 def build_sender(settings: SlackSettings, redis_url: str) -> Sender | None:
+    from adapters.egress_limits import EgressLimits
+    from adapters.slack.sender import SlackSender
+
     return SlackSender(settings, EgressLimits(redis_url)) if settings.bot_token else None
 
 

@@ -13,10 +13,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.base import AdapterState, Admit, Health, Rate
 from adapters.ratings import RatingDesk
-from adapters.registry import Supervisor
 from adapters.slack.normalise import answerable, to_envelope
 from adapters.slack.reactions import to_rating
 from adapters.slack.settings import SlackSettings
+from adapters.supervisor import Supervisor
 
 __all__ = ["SlackAdapter", "SlackTokenRefused"]
 

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.envelope import Attachment, Envelope, Platform
+from gateway.shared.envelope import Attachment, Envelope, Platform
 
 __all__ = ["answerable", "to_envelope"]
 

@@ -16,7 +16,7 @@ from adapters.egress_limits import EgressLimits, RateLimitedError
 from adapters.slack.mrkdwn import markdown_to_mrkdwn
 from adapters.slack.settings import SlackSettings
 from adapters.text import PLATFORM_LIMITS, split_message
-from gateway.envelope import Reply
+from gateway.shared.envelope import Reply
 
 __all__ = ["SlackSender"]
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import TYPE_CHECKING
 
 from adapters.base import Admit, Sender
-from adapters.egress_limits import EgressLimits
-from adapters.telegram.adapter import TelegramAdapter
-from adapters.telegram.sender import TelegramSender
 from adapters.telegram.settings import TelegramSettings
 
+if TYPE_CHECKING:  # the client libraries load only on the side that uses them (gateway inbound, workers outbound)
+    from fastapi import APIRouter
+
+    from adapters.telegram.adapter import TelegramAdapter
+
 __all__ = [
-    "TelegramAdapter",
-    "TelegramSender",
     "TelegramSettings",
     "build_adapter",
     "build_router",
@@ -26,10 +26,15 @@ def load_settings() -> TelegramSettings:
 
 
 def build_adapter(settings: TelegramSettings, admit: Admit | None) -> TelegramAdapter | None:
+    from adapters.telegram.adapter import TelegramAdapter
+
     return TelegramAdapter(settings, admit) if settings.bot_token else None
 
 
 def build_sender(settings: TelegramSettings, redis_url: str) -> Sender | None:
+    from adapters.egress_limits import EgressLimits
+    from adapters.telegram.sender import TelegramSender
+
     return TelegramSender(settings, EgressLimits(redis_url)) if settings.bot_token else None
 
 

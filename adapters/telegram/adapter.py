@@ -12,7 +12,7 @@ from telegram.ext import Application, ApplicationBuilder, TypeHandler
 from telegram.request import HTTPXRequest
 
 from adapters.base import AdapterState, Admit, Health, Rate
-from adapters.registry import Supervisor
+from adapters.supervisor import Supervisor
 from adapters.telegram.normalise import addressed_to_bot, to_envelope
 from adapters.telegram.ordering import PerChatOrder
 from adapters.telegram.settings import TelegramSettings

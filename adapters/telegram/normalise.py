@@ -9,7 +9,7 @@ from typing import Any
 from telegram import Bot, Message, MessageEntity
 from telegram.error import TelegramError
 
-from gateway.envelope import Attachment, Envelope, Platform
+from gateway.shared.envelope import Attachment, Envelope, Platform
 
 __all__ = ["addressed_to_bot", "to_envelope"]
 

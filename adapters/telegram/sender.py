@@ -14,7 +14,7 @@ from adapters.base import SendError
 from adapters.egress_limits import EgressLimits, RateLimitedError
 from adapters.telegram.settings import TelegramSettings
 from adapters.text import PLATFORM_LIMITS, split_message
-from gateway.envelope import Attachment, Reply
+from gateway.shared.envelope import Attachment, Reply
 
 __all__ = ["TelegramSender"]
 

@@ -1,7 +1,5 @@
-"""The built-in web chat: a browser page and a JSON API on the gateway, no token needed."""
+"""The built-in web chat: a browser page and a JSON API on the gateway, no token needed.
 
-from adapters.webchat.inbound import ChatRequest, envelope_from_chat
-from adapters.webchat.outbound import REPLY_CHANNEL, WebchatSender, reply_key
-from adapters.webchat.replies import ReplyWaiter
-
-__all__ = ["REPLY_CHANNEL", "ChatRequest", "ReplyWaiter", "WebchatSender", "envelope_from_chat", "reply_key"]
+``inbound``/``routes``/``replies`` run in the gateway, ``outbound`` in the workers; this package
+imports none of them, so each side loads only its own half.
+"""

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.envelope import Envelope, Platform
+from gateway.shared.envelope import Envelope, Platform
 
 __all__ = ["BOT_ID", "ChatRequest", "envelope_from_chat"]
 

@@ -6,16 +6,16 @@ import json
 
 from redis.asyncio import Redis
 
-from gateway.envelope import Platform, Reply
+from gateway.shared.envelope import Platform, Reply
+from gateway.shared.keys import WEBCHAT_REPLY_CHANNEL, webchat_reply
 
 __all__ = ["REPLY_CHANNEL", "REPLY_TTL_S", "WebchatSender", "reply_key"]
 
-REPLY_CHANNEL = "patchbay:webchat:replies"
+REPLY_CHANNEL = WEBCHAT_REPLY_CHANNEL
 REPLY_TTL_S = 3600
 
 
-def reply_key(message_key: str) -> str:
-    return f"patchbay:webchat:reply:{message_key}"
+reply_key = webchat_reply
 
 
 class WebchatSender:

@@ -13,7 +13,7 @@ import logging
 from redis.asyncio import Redis
 
 from adapters.webchat.outbound import REPLY_CHANNEL, reply_key
-from gateway.envelope import Reply, parse_reply
+from gateway.shared.envelope import Reply, parse_reply
 
 __all__ = ["ReplyWaiter"]
 

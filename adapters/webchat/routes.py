@@ -12,8 +12,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from adapters.base import Admission, Admit
 from adapters.webchat.inbound import ChatRequest, envelope_from_chat
 from adapters.webchat.replies import ReplyWaiter
-from gateway.envelope import EnvelopeError, Reply
-from gateway.events import emit_event
+from gateway.shared.envelope import EnvelopeError, Reply
+from gateway.shared.events import emit_event
 
 __all__ = ["build_webchat_router"]
 

@@ -14,7 +14,7 @@ from gateway.analytics.export import FORMATS, ExportFormat, count_events, export
 from gateway.analytics.store import open_engine
 from gateway.analytics.summary import summary
 from gateway.analytics.timeparse import parse_time
-from gateway.settings import Settings
+from gateway.shared.settings import Settings
 
 __all__ = ["analytics_group"]
 

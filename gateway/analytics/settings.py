@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from pydantic import AliasChoices, Field
 
-from gateway.config import PatchbaySettings
+from gateway.shared.events import EventSettings
 
 __all__ = ["AnalyticsSettings"]
 
 
-class AnalyticsSettings(PatchbaySettings):
-    TOML_SECTION: ClassVar[str] = "analytics"
+class AnalyticsSettings(EventSettings):
+    """The writer's and exports' settings; ``queue`` comes from ``EventSettings``."""
 
     key: str | None = Field(
         default=None,
         validation_alias=AliasChoices("PATCHBAY_ANALYTICS_KEY", "key"),
         description="HMAC key of the pseudonyms; unset = generated once into <data_dir>/analytics.key",
-    )
-    queue: str = Field(
-        default="pb:analytics:events",
-        validation_alias=AliasChoices("PATCHBAY_ANALYTICS_QUEUE", "queue"),
-        description="the Redis list producers LPUSH events onto",
     )
     batch_size: int = Field(
         default=1000,

@@ -6,10 +6,7 @@ and logged, and the reply goes out.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,24 +15,14 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter
 
 from gateway.analytics.settings import AnalyticsSettings
-from gateway.embedded_redis import redis_py_url
+from gateway.shared.events import EMIT_FAILURES, encode_event
+from gateway.shared.redis_urls import redis_py_url
 
 __all__ = ["EMIT_FAILURES", "EventSink", "encode_event"]
 
 log = logging.getLogger(__name__)
 
 EMITTED = Counter("patchbay_analytics_events_emitted_total", "analytics events pushed to Redis", ["kind"])
-EMIT_FAILURES = Counter("patchbay_analytics_emit_failures_total", "analytics events lost at emit", ["kind"])
-
-
-def encode_event(event: Mapping[str, Any]) -> str:
-    """JSON with an ``event_id`` (for idempotent inserts) and ``ts_emit`` added when missing."""
-    if "kind" not in event:
-        raise ValueError("an analytics event needs a 'kind' (message, reply or reaction)")
-    body = dict(event)
-    body.setdefault("event_id", uuid.uuid4().hex)
-    body.setdefault("ts_emit", time.time())
-    return json.dumps(body, separators=(",", ":"), default=str)
 
 
 class EventSink:

@@ -30,8 +30,8 @@ from gateway.analytics.pseudonym import Pseudonymiser, load_or_create_key
 from gateway.analytics.schema import events, reply_ids
 from gateway.analytics.settings import AnalyticsSettings
 from gateway.analytics.store import open_engine
-from gateway.embedded_redis import redis_py_url
-from gateway.settings import Settings
+from gateway.shared.redis_urls import redis_py_url
+from gateway.shared.settings import Settings
 
 __all__ = ["AnalyticsWriter"]
 

@@ -13,7 +13,7 @@ from importlib import resources
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
-from gateway.settings import Settings
+from gateway.shared.settings import Settings
 
 __all__ = ["build_dashboard_router"]
 

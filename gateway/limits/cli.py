@@ -10,10 +10,10 @@ from typing import TypeVar
 import click
 import redis.asyncio as aioredis
 
-from gateway.embedded_redis import redis_py_url
 from gateway.limits.blocks import BlockKind, BlockList
 from gateway.limits.settings import LimitSettings
-from gateway.settings import Settings
+from gateway.shared.redis_urls import redis_py_url
+from gateway.shared.settings import Settings
 
 __all__ = ["blocks_group"]
 

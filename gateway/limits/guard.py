@@ -17,12 +17,12 @@ from typing import Literal
 import redis.asyncio as aioredis
 from prometheus_client import Counter
 
-from gateway.envelope import Envelope
 from gateway.limits.blocks import BlockList
 from gateway.limits.keys import LimitKeys, subject
 from gateway.limits.ratelimit import LimitRequest, RateLimiter
 from gateway.limits.scripts import guard_script
 from gateway.limits.settings import LimitSettings
+from gateway.shared.envelope import Envelope
 
 __all__ = ["Guard", "GuardAction", "GuardDecision", "normalised_text_hash"]
 

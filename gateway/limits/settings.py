@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from pydantic import AliasChoices, Field
 
-from gateway.config import PatchbaySettings
+from gateway.shared.config import PatchbaySettings
 
 __all__ = ["LimitSettings"]
 

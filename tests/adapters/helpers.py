@@ -11,7 +11,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 
 from adapters.base import Admission, AdmitResult
-from gateway.envelope import Envelope
+from gateway.shared.envelope import Envelope
 
 
 class RecordingAdmit:

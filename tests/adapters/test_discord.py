@@ -7,11 +7,13 @@ import asyncio
 import pytest
 
 from adapters.base import AdapterState
-from adapters.discord import DiscordAdapter, DiscordSender, DiscordSettings
+from adapters.discord import DiscordSettings
+from adapters.discord.adapter import DiscordAdapter
+from adapters.discord.sender import DiscordSender
 from adapters.egress_limits import EgressLimits
 from adapters.sim.discord import MESSAGE_CONTENT_INTENT, DiscordSimulator
 from adapters.sim.ogg import tiny_opus_ogg
-from gateway.envelope import Attachment, Platform, Reply
+from gateway.shared.envelope import Attachment, Platform, Reply
 from tests.adapters.helpers import RecordingAdmit, eventually
 
 

@@ -8,13 +8,17 @@ import httpx
 import pytest
 
 from adapters.base import AdapterState, Rating, rating_value
-from adapters.discord import DiscordAdapter, DiscordSender, DiscordSettings
+from adapters.discord import DiscordSettings
+from adapters.discord.adapter import DiscordAdapter
+from adapters.discord.sender import DiscordSender
 from adapters.egress_limits import EgressLimits
 from adapters.registry import platform_routers, start_platforms, stop_platforms
 from adapters.sim.discord import DiscordSimulator
 from adapters.sim.slack import SlackSimulator
-from adapters.slack import SlackAdapter, SlackSender, SlackSettings, build_router
-from gateway.envelope import Platform, Reply
+from adapters.slack import SlackSettings, build_router
+from adapters.slack.adapter import SlackAdapter
+from adapters.slack.sender import SlackSender
+from gateway.shared.envelope import Platform, Reply
 from tests.adapters.helpers import RecordingAdmit, eventually, free_port, serve_routers
 
 SECRET = "reactions-signing-secret"

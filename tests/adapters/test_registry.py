@@ -6,9 +6,10 @@ import httpx
 import pytest
 
 from adapters.base import AdapterState
-from adapters.registry import platform_health, platform_routers, sender_for, start_platforms, stop_platforms
+from adapters.registry import platform_health, platform_routers, start_platforms, stop_platforms
+from adapters.senders import close_senders, sender_for
 from adapters.sim import DiscordSimulator, SlackSimulator, TelegramSimulator
-from gateway.envelope import Platform, Reply
+from gateway.shared.envelope import Platform, Reply
 from tests.adapters.helpers import RecordingAdmit, eventually, free_port, serve_routers
 
 SECRET = "registry-signing-secret"
@@ -86,6 +87,7 @@ async def test_platforms_run_side_by_side_and_isolated(simulators, environment, 
             assert platform_health()["slack"].state == AdapterState.CONNECTED
         finally:
             await stop_platforms()
+            await close_senders()
 
 
 def test_unknown_platform_has_no_sender(redis_url: str) -> None:

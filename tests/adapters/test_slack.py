@@ -13,9 +13,11 @@ from adapters.base import AdapterState
 from adapters.egress_limits import EgressLimits
 from adapters.sim.ogg import tiny_opus_ogg
 from adapters.sim.slack import SlackSimulator, sign_slack_request
-from adapters.slack import SlackAdapter, SlackSender, SlackSettings, build_router
+from adapters.slack import SlackSettings, build_router
+from adapters.slack.adapter import SlackAdapter
 from adapters.slack.mrkdwn import markdown_to_mrkdwn
-from gateway.envelope import Attachment, Platform, Reply
+from adapters.slack.sender import SlackSender
+from gateway.shared.envelope import Attachment, Platform, Reply
 from tests.adapters.helpers import RecordingAdmit, eventually, free_port, serve_routers
 
 SECRET = "test-signing-secret"

@@ -9,9 +9,11 @@ from adapters.base import AdapterState, Admission, AdmitResult
 from adapters.egress_limits import EgressLimits
 from adapters.sim.ogg import is_ogg, tiny_opus_ogg
 from adapters.sim.telegram import DEFAULT_TELEGRAM_TOKEN, TelegramSimulator
-from adapters.telegram import TelegramAdapter, TelegramSender, TelegramSettings, build_router
+from adapters.telegram import TelegramSettings, build_router
+from adapters.telegram.adapter import TelegramAdapter
+from adapters.telegram.sender import TelegramSender
 from adapters.text import utf16_length
-from gateway.envelope import Attachment, Platform, Reply
+from gateway.shared.envelope import Attachment, Platform, Reply
 from tests.adapters.helpers import RecordingAdmit, eventually, serve_routers
 
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from gateway.admin import AdminResources, build_admin_router
 from gateway.dashboard import build_dashboard_router
-from gateway.settings import Settings
+from gateway.shared.settings import Settings
 
 
 def free_port() -> int:

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine
 
 from gateway.analytics import AnalyticsSettings, AnalyticsWriter, EventSink
 from gateway.analytics.schema import metadata
-from gateway.settings import _async_driver
+from gateway.shared.settings import _async_driver
 
 ANALYTICS_KEY = "test-analytics-key"
 POSTGRES = os.environ.get("PATCHBAY_TEST_DATABASE_URL")

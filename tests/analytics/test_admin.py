@@ -15,7 +15,7 @@ import pytest
 
 from gateway.admin import AdminTokenMissing, build_admin_router, require_admin_token
 from gateway.analytics import AnalyticsWriter, EventSink
-from gateway.settings import Settings
+from gateway.shared.settings import Settings
 
 from .app_helpers import serve
 from .dataset import RAW_IDS, seed

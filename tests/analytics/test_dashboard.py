@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.analytics import AnalyticsWriter, EventSink
-from gateway.settings import Settings
+from gateway.shared.settings import Settings
 
 from .app_helpers import serve
 from .dataset import seed

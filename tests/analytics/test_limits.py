@@ -12,9 +12,9 @@ import redis
 import redis.asyncio as aioredis
 from click.testing import CliRunner
 
-from gateway.envelope import Attachment, Envelope
 from gateway.limits import Guard, LimitSettings, RateLimiter, normalised_text_hash, parse_limits
 from gateway.limits.cli import blocks_group
+from gateway.shared.envelope import Attachment, Envelope
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = 1_800_000_000.0

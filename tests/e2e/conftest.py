@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import redis
 
+from adapters.sim.llm import SimulatorProcess
 from tests.e2e.harness import Cluster
-from workers.llm.simulator import SimulatorProcess
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ import pytest
 import redis
 
 from adapters.sim.common import SentRecord
+from adapters.sim.llm import SimulatorProcess, long_reply
 from adapters.sim.slack import DEFAULT_SIGNING_SECRET, sign_slack_request
 from adapters.text import PLATFORM_LIMITS
 from tests.e2e.harness import Cluster, wait_until
@@ -37,7 +38,6 @@ from tests.e2e.platform_helpers import (
     queue_drained,
     running_platforms,
 )
-from workers.llm.simulator import SimulatorProcess, long_reply
 
 pytestmark = pytest.mark.e2e
 

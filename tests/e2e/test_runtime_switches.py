@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from workers.llm.simulator import SimulatorProcess
+from adapters.sim.llm import SimulatorProcess
 
 pytestmark = pytest.mark.e2e
 

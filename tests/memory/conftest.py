@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.settings import Settings
+from gateway.shared.settings import Settings
 from workers.memory import SqlMemory
 from workers.memory.embedder import MiniLMEmbedder
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.envelope import Attachment, Envelope, EnvelopeError, Platform, Reply, parse_envelope, parse_reply
+from gateway.shared.envelope import Attachment, Envelope, EnvelopeError, Platform, Reply, parse_envelope, parse_reply
 
 
 def _envelope(**changes: object) -> Envelope:

@@ -10,10 +10,10 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
-from gateway.envelope import Attachment, Envelope, Platform
+from adapters.sim.llm import LLMSimulator
+from gateway.shared.envelope import Attachment, Envelope, Platform
 from workers.handler import APOLOGY, ChatHandler, HandlerConfig, VoiceReplies
 from workers.llm.client import LiteLLMClient
-from workers.llm.simulator import LLMSimulator
 from workers.memory import SqlMemory, build_base_memory
 from workers.voice.preferences import VoicePreferences
 from workers.voice.transcribe import VOICE_INPUT_NOT_SET_UP

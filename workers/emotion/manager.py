@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
-from gateway.embedded_redis import redis_py_url
+from gateway.shared.redis_urls import redis_py_url
 from workers.components import EmotionReading
 from workers.emotion.classifier import LexiconEmotionClassifier
 from workers.emotion.settings import EmotionSettings

@@ -16,7 +16,7 @@ import logging
 import os
 from typing import Any
 
-from gateway.embedded_redis import redis_py_url
+from gateway.shared.redis_urls import redis_py_url
 from workers.llm.litellm_loader import load_litellm
 from workers.llm.settings import LLMSettings, ProviderConfig
 

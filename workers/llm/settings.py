@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from gateway.config import PatchbaySettings
+from gateway.shared.config import PatchbaySettings
 
 __all__ = ["LOCAL_MODEL", "LLMSettings", "ProviderConfig"]
 

@@ -6,7 +6,7 @@ import asyncio
 
 import click
 
-from gateway.settings import Settings
+from gateway.shared.settings import Settings
 
 __all__ = ["memory_group"]
 

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import AliasChoices, Field
 
-from gateway.config import PatchbaySettings
+from gateway.shared.config import PatchbaySettings
 
 __all__ = ["AudioFormat", "VoiceSettings"]
 

@@ -356,7 +356,7 @@ class SimulatorProcess:
 
     def __init__(self, *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "workers.llm.simulator", "--port", "0", *args],
+            [sys.executable, "-m", "adapters.sim.llm", "--port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

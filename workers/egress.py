@@ -12,8 +12,8 @@ import logging
 from redis.asyncio import Redis
 
 from adapters.base import Sender, SendError
-from adapters.webchat import WebchatSender
-from gateway.envelope import Platform, Reply
+from adapters.webchat.outbound import WebchatSender
+from gateway.shared.envelope import Platform, Reply
 
 __all__ = ["DeliveryFailed", "Egress"]
 
@@ -36,7 +36,7 @@ class Egress:
     def sender(self, platform: str) -> Sender:
         sender = self._senders.get(platform)
         if sender is None:
-            from adapters.registry import sender_for
+            from adapters.senders import sender_for
 
             sender = sender_for(platform, self.redis_url)
             self._senders[platform] = sender
