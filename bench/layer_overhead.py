@@ -2,9 +2,11 @@
 
     python bench/layer_overhead.py [N]
 
-The enhancement just delegates to the base, so the difference is the layer's own cost: switch
-lookup, rollout and health checks, the time budget, counters, histogram and trace. Goal: <= 5 µs.
-Not a test: figures depend on the machine; compare the ratio, not the absolute numbers.
+The enhancement just delegates to the base through its below handle, so the difference is the
+layer's own cost: switch lookup, rollout and health checks, the guarded-call state the handle
+reports to (time below, the answer kept for a fallback), the time budget, counters, histogram and
+trace. Goals: <= 2.5 µs added without a budget, <= 6.5 µs with one. Not a test: figures depend on
+the machine; compare the ratios, not the absolute numbers.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from patches.metrics import ProcessStats
 from patches.rollout import in_rollout
 from patches.spec import PatchConfig, PatchSpec
 from patches.switches import SwitchBoard
-from workers.components import LLM, ComponentKind, LLMRequest, LLMResult
+from workers.components import LLM, LLMRequest, LLMResult
 
 __all__ = ["measure_layer_overhead"]
 
@@ -50,10 +52,10 @@ class BenchConfig(PatchConfig):
 
 SPEC = PatchSpec(
     name="bench_delegate",
-    kind=ComponentKind.LLM,
+    kind="llm",
     interface=LLM,
     config_cls=BenchConfig,
-    layer_factory=lambda below, config, deps: Delegating(below),
+    factory=lambda below, config, deps: Delegating(below),
     enhances=("complete",),
     description="delegates to the layer below; measures the layer's own cost",
 )
@@ -104,8 +106,7 @@ async def _measure(n: int) -> dict[str, float]:
 
 
 def _layer(base: LLM, config: BenchConfig) -> LLM:
-    switches, health, stats = SwitchBoard(), HealthMonitor(), ProcessStats()
-    layer: LLM = build_layer(SPEC, config, base, Delegating(base), switches=switches, health=health, stats=stats)
+    layer: LLM = build_layer(SPEC, config, base, switches=SwitchBoard(), health=HealthMonitor(), stats=ProcessStats())
     return layer
 
 
@@ -128,10 +129,13 @@ def main() -> None:
     print(f"calls per variant:    {n} (best of {_ROUNDS} interleaved rounds)")
     print(f"direct call:          {figures['direct_us'] * 1000:8.0f} ns")
     print(f"through one layer:    {figures['layered_us'] * 1000:8.0f} ns")
-    print(f"overhead per call:    {figures['overhead_us']:8.2f} µs   (goal <= 5 µs)")
+    print(f"overhead per call:    {figures['overhead_us']:8.2f} µs   (goal <= 2.5 µs)")
     print(f"layered / direct:     {figures['layered_us'] / figures['direct_us']:8.2f}x")
-    print(f"with a time budget:   {figures['layered_with_budget_us'] * 1000:8.0f} ns "
-          f"(overhead {figures['overhead_with_budget_us']:.2f} µs: asyncio.timeout's timer handle)")  # fmt: skip
+    print(
+        f"with a time budget:   {figures['layered_with_budget_us'] * 1000:8.0f} ns "
+        f"(overhead {figures['overhead_with_budget_us']:.2f} µs, goal <= 6.5 µs: one timer handle per call)"
+    )
+    print(f"budgeted / direct:    {figures['layered_with_budget_us'] / figures['direct_us']:8.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.sim.llm import SimulatorProcess
 from gateway.embedded_redis import EmbeddedRedis
+from patches.llm_resilience import build_resilient_llm
 from workers.components import LLM, LLMRequest, LLMResult
 from workers.llm.client import LiteLLMClient
-from workers.llm.resilience import build_resilient_llm
 from workers.llm.settings import LLMSettings, ProviderConfig
 
 os.environ.setdefault("OPENAI_API_KEY", "sk-simulator")

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,9 +35,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from patches.memory_enhancement import MemoryEnhancementConfig, MultiQueryMemory  # noqa: E402
 from workers.components import Memory, Recalled, RecallQuery, Scope, Turn  # noqa: E402
 from workers.memory import SqlMemory  # noqa: E402
-from workers.memory.enhanced import MultiQueryConfig, MultiQueryMemory  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "locomo" / "locomo-dev.json"
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
@@ -209,7 +209,7 @@ async def ask(variants: dict[str, Memory], asked: list[Question]) -> dict[str, T
     return tallies
 
 
-async def evaluate(data: list[dict[str, Any]], config: MultiQueryConfig, database_dir: Path) -> dict[str, Any]:
+async def evaluate(data: list[dict[str, Any]], config: MemoryEnhancementConfig, database_dir: Path) -> dict[str, Any]:
     per_conversation = [(record, conversation_turns(record)) for record in data]
     cleaning = Cleaning()
     asked = questions(per_conversation, cleaning)
@@ -253,7 +253,9 @@ def _pooled(tallies: list[dict[int, Tally]]) -> dict[int, Tally]:
     return pooled
 
 
-async def cross_validate(data: list[dict[str, Any]], config: MultiQueryConfig, database_dir: Path) -> dict[str, Any]:
+async def cross_validate(
+    data: list[dict[str, Any]], config: MemoryEnhancementConfig, database_dir: Path
+) -> dict[str, Any]:
     """Tune the re-ranking weights on all conversations but one, score the one left out; every one in turn."""
     per_conversation = [(record, conversation_turns(record)) for record in data]
     cleaning = Cleaning()
@@ -265,7 +267,7 @@ async def cross_validate(data: list[dict[str, Any]], config: MultiQueryConfig, d
         grid: list[tuple[dict[str, Any], Tallies]] = []
         for values in itertools.product(*CV_GRID.values()):
             point: dict[str, Any] = dict(zip(CV_GRID, values, strict=True))
-            enhanced = MultiQueryMemory(memoised, replace(config, **point))
+            enhanced = MultiQueryMemory(memoised, config.model_copy(update=point))
             grid.append((point, (await ask({"enhanced": enhanced}, asked))["enhanced"]))
     finally:
         await base.aclose()
@@ -324,19 +326,22 @@ def main() -> None:
     parser.add_argument(
         "--cv", action="store_true", help="leave-one-conversation-out: tune on the rest, score held out"
     )
-    parser.add_argument("--fusion", choices=("weighted", "rrf"), default=MultiQueryConfig().fusion)
+    parser.add_argument("--fusion", choices=("weighted", "rrf"), default=MemoryEnhancementConfig().fusion)
     parser.add_argument(
         "--query-weights", type=json.loads, default=None, help='JSON, e.g. {"entities": 0.5, "topics": 0.45}'
     )
     parser.add_argument(
-        "--set", type=json.loads, default=None, help='JSON of MultiQueryConfig fields, e.g. {"neighbour_weight": 0}'
+        "--set",
+        type=json.loads,
+        default=None,
+        help='JSON of MemoryEnhancementConfig fields, e.g. {"neighbour_weight": 0}',
     )
     parser.add_argument("--limit-conversations", type=int, default=0, help="only the first N conversations")
     args = parser.parse_args()
     data = json.loads(args.data.read_text())
     if args.limit_conversations:
         data = data[: args.limit_conversations]
-    config = replace(MultiQueryConfig(fusion=args.fusion), **(args.set or {}))
+    config = MemoryEnhancementConfig(fusion=args.fusion).model_copy(update=args.set or {})
     if args.query_weights:
         config.query_weights = {**config.query_weights, **args.query_weights}
     with tempfile.TemporaryDirectory(prefix="patchbay-locomo-") as tmp:

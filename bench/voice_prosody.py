@@ -16,9 +16,9 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from patches.emotion_voice import EmotionAwareVoice, EmotionVoiceConfig
 from workers.components import EmotionReading, VoiceStyle
 from workers.emotion.labels import EMOTIONS
-from workers.voice.emotion_voice import EmotionAwareVoice, EmotionVoiceConfig
 from workers.voice.engine import detect_engine
 from workers.voice.espeak import EspeakVoice
 from workers.voice.prosody import DURATION_TOLERANCE, F0_TOLERANCE, measure
@@ -57,7 +57,7 @@ async def run(text: str, audio_format: AudioFormat) -> bool:
         if chosen is None:
             continue
         preset, prosody = chosen
-        voice = EmotionAwareVoice(base, FixedStateReader(emotion), config)
+        voice = EmotionAwareVoice(base, config, FixedStateReader(emotion))
         audio = await voice.speak(text, VoiceStyle(user_id="bench"))
         measured = await measure(audio.data, audio.mime_type)
         f0_ratio = measured.f0_hz / baseline.f0_hz

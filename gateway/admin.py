@@ -124,16 +124,17 @@ def _time(value: str | None) -> float | None:
 
 def _patch_operation(operation: str, resources: AdminResources, name: str, *args: Any) -> dict[str, Any]:
     from patches import control  # lazily: the patch framework is optional for this module
-    from patches.registry import default_registry
 
     try:
-        getattr(control, operation)(resources.sync_redis, name, *args, registry=default_registry)
+        getattr(control, operation)(resources.sync_redis, name, *args)
     except control.UnknownPatchError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     log.warning("admin: patch %s %s %s", name, operation, " ".join(map(str, args)))
-    return next(asdict(s) for s in control.list_patches(resources.sync_redis, default_registry) if s.name == name)
+    # A patch switched before any worker published it is not listed yet: say what was done.
+    listed = [asdict(s) for s in control.list_patches(resources.sync_redis) if s.name == name]
+    return listed[0] if listed else {"name": name, "operation": operation, "published": False}
 
 
 def build_admin_router(settings: Settings, resources: AdminResources | None = None) -> APIRouter:
@@ -146,9 +147,15 @@ def build_admin_router(settings: Settings, resources: AdminResources | None = No
     @router.get("/patches")
     def list_patches() -> list[dict[str, Any]]:
         from patches import control
-        from patches.registry import default_registry
 
-        return [asdict(s) for s in control.list_patches(shared.sync_redis, default_registry)]
+        return [asdict(s) for s in control.list_patches(shared.sync_redis)]
+
+    @router.get("/patches/stacks")
+    def list_patch_stacks() -> dict[str, list[str]]:
+        """Each kind's stack, from the top patch down to the base, as a worker last built it."""
+        from patches import control
+
+        return control.list_stacks(shared.sync_redis)
 
     @router.post("/patches/{name}/enable")
     def enable_patch(name: str) -> dict[str, Any]:

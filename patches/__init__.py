@@ -1,7 +1,8 @@
 """The patch framework: typed, guarded, switchable enhancement layers over base components.
 
-A patch module declares a ``PatchConfig`` subclass and a ``PatchSpec``, registers it with
-``register_patch`` and exports ``apply_<name>_patch = make_apply_function(SPEC)``. See docs/patches.md.
+A patch is one module: a ``PatchConfig`` subclass, the enhancement (which takes that config), a
+``PatchSpec``, and ``apply_<name>_patch = make_apply_function(SPEC)``; one entry point of the
+``patchbay.patches`` group makes it installed. See docs/patches.md.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ _EXPORTS = {
     "PatchLayer": "patches.layer",
     "PatchOrderError": "patches.registry",
     "PatchRegistry": "patches.registry",
+    "PatchRuntime": "patches.runtime",
     "PatchSpec": "patches.spec",
     "ProcessStats": "patches.metrics",
     "RedisPatchStatsCollector": "patches.metrics",
@@ -26,56 +28,16 @@ _EXPORTS = {
     "Switch": "patches.switches",
     "SwitchBoard": "patches.switches",
     "TraceEntry": "patches.context",
-    "apply_patch": "patches.registry",
-    "apply_patch_async": "patches.registry",
     "build_layer": "patches.layer",
-    "build_stack": "patches.registry",
-    "build_stack_async": "patches.registry",
     "call_context": "patches.context",
     "check_conformance": "patches.conformance",
-    "current_call": "patches.context",
     "current_trace": "patches.context",
-    "default_registry": "patches.registry",
-    "make_apply_function": "patches.registry",
-    "process_health": "patches.health",
-    "process_stats": "patches.metrics",
-    "process_switchboard": "patches.switches",
-    "register_patch": "patches.registry",
+    "discover": "patches.discovery",
+    "make_apply_function": "patches.runtime",
     "stack_of": "patches.layer",
 }
 
-__all__ = [
-    "CallContext",
-    "HealthMonitor",
-    "HealthState",
-    "PatchConfig",
-    "PatchLayer",
-    "PatchOrderError",
-    "PatchRegistry",
-    "PatchSpec",
-    "ProcessStats",
-    "RedisPatchStatsCollector",
-    "StatsFlusher",
-    "Switch",
-    "SwitchBoard",
-    "TraceEntry",
-    "apply_patch",
-    "apply_patch_async",
-    "build_layer",
-    "build_stack",
-    "build_stack_async",
-    "call_context",
-    "check_conformance",
-    "current_call",
-    "current_trace",
-    "default_registry",
-    "make_apply_function",
-    "process_health",
-    "process_stats",
-    "process_switchboard",
-    "register_patch",
-    "stack_of",
-]
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

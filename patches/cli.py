@@ -46,16 +46,22 @@ def _age(since: float | None) -> str:
     return f" ({seconds}s)" if seconds < 120 else f" ({seconds // 60}m)"
 
 
-def format_table(statuses: list[PatchStatus]) -> str:
+def format_table(statuses: list[PatchStatus], stacks: dict[str, list[str]] | None = None) -> str:
+    """One row per patch, then each kind's stack from the top down (as the workers built it)."""
     if not statuses:
-        return "no patches registered (by this process or by any running worker)"
-    header = ("PATCH", "KIND", "ENABLED", "ROLLOUT", "HEALTH", "CALLS", "FALLBACKS", "RATE", "NOTE")
+        return "no patches published yet (every worker publishes its patches when it starts)"
+    header = ("PATCH", "KIND", "ENABLED", "ROLLOUT", "HEALTH", "CALLS", "FALLBACKS", "RATE", "BELOW-FAILED", "NOTE")
     rows = [header]
     for status in statuses:
         enabled = ("on" if status.enabled else "off") + (" (switch)" if status.enabled_by == "switch" else "")
         rollout = f"{status.rollout_percent:g}%" + (" (switch)" if status.rollout_by == "switch" else "")
         health = status.health + (_age(status.health_since) if status.health != "ok" else "")
-        note = f"REFUSED: {status.refusal_reason}" if status.refused else status.description
+        if status.broken:
+            note = f"BROKEN: {status.refusal_reason.removeprefix('broken: ')}"
+        elif status.refused:
+            note = f"REFUSED: {status.refusal_reason}"
+        else:
+            note = status.description
         rows.append(
             (
                 status.name,
@@ -66,14 +72,19 @@ def format_table(statuses: list[PatchStatus]) -> str:
                 str(status.calls),
                 str(status.fallbacks),
                 f"{status.fallback_rate:.1%}",
+                str(status.below_failed),
                 note,
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    return "\n".join(
+    lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
         for row in rows
-    )
+    ]
+    if stacks:
+        lines.append("")
+        lines += [f"stack {kind}: {' → '.join(names)}" for kind, names in sorted(stacks.items())]
+    return "\n".join(lines)
 
 
 @click.group("patches")
@@ -84,9 +95,9 @@ def patches_group() -> None:
 @patches_group.command("list")
 @_redis_option
 def list_command(redis_url: str | None) -> None:
-    """Show every patch: kind, enabled, rollout %, health, calls, fallbacks."""
+    """Show every patch: kind, enabled, rollout %, health, calls, fallbacks; then each stack's order."""
     with _client(redis_url) as client:
-        click.echo(format_table(control.list_patches(client)))
+        click.echo(format_table(control.list_patches(client), control.list_stacks(client)))
 
 
 @patches_group.command("enable")

@@ -1,8 +1,9 @@
 """Prove, before wrapping, that an object really implements a component Protocol.
 
-The seed's wrappers died of exactly what this catches: sync methods standing in for async ones,
-and callers awaiting a method with another signature (NOTES §1). ``typing.runtime_checkable``
-only checks that names exist, so we compare coroutine-ness and parameters ourselves.
+The wrappers of the system this architecture comes from died of exactly what this catches: sync
+methods standing in for async ones, and callers awaiting a method with another signature
+(docs/decisions.md, "What went wrong before"). ``typing.runtime_checkable`` only checks that
+names exist, so we compare the kind of each method (awaited, streamed, plain) and its parameters.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from patches.spec import interface_methods
+from patches.spec import interface_methods, is_stream_method
 
 __all__ = ["check_conformance"]
 
@@ -41,12 +42,21 @@ def check_conformance(obj: object, interface: type, methods: Iterable[str] | Non
 
 
 def _method_problems(expected: Callable[..., Any], actual: Callable[..., Any]) -> list[str]:
-    expected_async = inspect.iscoroutinefunction(expected)
     actual_async = inspect.iscoroutinefunction(actual)
-    if expected_async and not actual_async:
-        return ["is sync (or returns an awaitable without being async def), but the interface's is async"]
-    if actual_async and not expected_async:
-        return ["is async, but the interface's is sync"]
+    if is_stream_method(expected):
+        # An async generator, or a plain def returning an async iterator (what generated layers are).
+        if actual_async:
+            return [
+                "is a coroutine function, but the interface's is an async iterator (write it as an async generator)"
+            ]
+    else:
+        expected_async = inspect.iscoroutinefunction(expected)
+        if inspect.isasyncgenfunction(actual) and expected_async:
+            return ["is an async generator, but the interface's is awaited (async def returning one result)"]
+        if expected_async and not actual_async:
+            return ["is sync (or returns an awaitable without being async def), but the interface's is async"]
+        if actual_async and not expected_async:
+            return ["is async, but the interface's is sync"]
     try:
         actual_signature = inspect.signature(actual)
     except (TypeError, ValueError) as exc:

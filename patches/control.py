@@ -1,9 +1,11 @@
-"""The operations ``patchbay patches`` and the admin API share: list, enable, disable, rollout.
+"""The operations ``patchbay patches`` and the admin API share: list, enable, disable, rollout, reset.
 
-A gateway or CLI process may not have imported the same patch modules as the workers, so the
-workers publish what they registered (and what they refused to apply) to Redis, and ``list``
-merges that with this process's own registry. Sync ``redis.Redis`` throughout: these are
-operator commands, not the hot path.
+The gateway and the CLI never load patches (that would import worker code): each worker publishes
+to Redis what it installed, applied, refused and found broken, and the order of each stack; this
+module reads that back and merges it with the switches, the counters and the health the workers
+flush. The names of the installed patches also come from package metadata, without importing
+them, so a patch can be switched before any worker has started. Sync ``redis.Redis`` throughout:
+these are operator commands, not the hot path.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from typing import Any
 
 import redis
 
+from patches.discovery import installed_patch_names
 from patches.metrics import read_cluster_health, read_cluster_stats
-from patches.registry import PatchRegistry, Refusal, default_registry
-from patches.switches import SWITCHES_KEY, Switch, clear_sync, parse_switches, set_enabled_sync, set_rollout_sync
+from patches.switches import SWITCHES_KEY, Switch, parse_switches, set_enabled, set_rollout
+from patches.switches import clear as clear_switches
 
 __all__ = [
     "REGISTERED_KEY",
+    "STACKS_KEY",
     "PatchStatus",
     "UnknownPatchError",
     "clear",
@@ -31,17 +35,19 @@ __all__ = [
     "enable",
     "known_patches",
     "list_patches",
-    "publish_registry",
+    "list_stacks",
+    "publish",
     "rollout",
 ]
 
 log = logging.getLogger(__name__)
 
 REGISTERED_KEY = "patchbay:patches:registered"
+STACKS_KEY = "patchbay:patches:stacks"
 
 
 class UnknownPatchError(ValueError):
-    """A name that neither this process nor any worker registered."""
+    """A name that is neither installed here nor published by any worker."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,71 +63,56 @@ class PatchStatus:
     health_since: float | None
     calls: int
     skipped: int
-    errors: int
+    errors: int  # the enhancement's own failures
     fallbacks: int
+    below_failed: int  # failures of the layer below, propagated, not charged to the patch
     fallback_rate: float  # fallbacks / calls where the enhancement ran
-    refused: bool  # refused at apply time (by some worker, or this process)
+    refused: bool  # not applied in some worker: refused at apply time, or broken
     refusal_reason: str
-    source: str  # "workers", "local" or "workers+local"
+    broken: bool  # installed, but its entry point could not be loaded
+    position: int | None  # place in its kind's stack, 1 = just above the base; None when not applied
 
 
-def _describe_spec_locally(registry: PatchRegistry, name: str) -> dict[str, Any]:
-    spec = registry.get(name)
-    assert spec is not None
-    entry: dict[str, Any] = {"name": name, "kind": spec.kind.value, "description": spec.description}
-    try:
-        config = registry.applied_configs.get(name) or spec.load_config()
-        entry |= {"config_enabled": config.enabled, "config_rollout_percent": config.rollout_percent}
-    except Exception as exc:  # a broken config is shown, not fatal to listing
-        log.warning("cannot load the config of patch %s: %s", name, exc)
-        entry |= {"config_enabled": False, "config_rollout_percent": 0.0, "config_error": str(exc)}
-    refusal = registry.refusals.get(name)
-    entry |= {"refused": refusal is not None, "refusal_reason": refusal.reason if refusal else ""}
-    return entry
-
-
-def publish_registry(client: redis.Redis, registry: PatchRegistry, refusals: dict[str, Refusal] | None = None) -> None:
-    """Tell Redis which patches this worker registered and which it refused (call after building the stack)."""
-    refused = registry.refusals if refusals is None else refusals
+def publish(client: redis.Redis, entries: list[dict[str, Any]], stacks: dict[str, list[str]]) -> None:
+    """Tell Redis what this worker installed, applied, refused and found broken, and its stacks (top first)."""
     origin = f"{socket.gethostname()}:{os.getpid()}"
     pipe = client.pipeline(transaction=True)
-    for spec in registry.specs():
-        entry = _describe_spec_locally(registry, spec.name)
-        refusal = refused.get(spec.name)
-        entry |= {"refused": refusal is not None, "refusal_reason": refusal.reason if refusal else ""}
-        entry |= {"origin": origin, "published_at": time.time()}
-        pipe.hset(REGISTERED_KEY, spec.name, json.dumps(entry))
+    for entry in entries:
+        pipe.hset(REGISTERED_KEY, entry["name"], json.dumps({**entry, "origin": origin, "published_at": time.time()}))
+    for kind, names in stacks.items():
+        pipe.hset(STACKS_KEY, kind, json.dumps(names))
     pipe.execute()
 
 
-def _published(client: redis.Redis) -> dict[str, dict[str, Any]]:
-    entries: dict[str, dict[str, Any]] = {}
-    for key, value in client.hgetall(REGISTERED_KEY).items():
-        name = key.decode() if isinstance(key, bytes) else key
+def _read_json_hash(client: redis.Redis, key: str) -> dict[str, Any]:
+    entries: dict[str, Any] = {}
+    for field, value in client.hgetall(key).items():
+        name = field.decode() if isinstance(field, bytes) else field
         try:
             entries[name] = json.loads(value)
         except ValueError:
-            log.warning("ignoring malformed entry %s in %s", name, REGISTERED_KEY)
+            log.warning("ignoring malformed entry %s in %s", name, key)
     return entries
 
 
-def known_patches(client: redis.Redis, registry: PatchRegistry) -> set[str]:
-    return set(_published(client)) | {spec.name for spec in registry.specs()}
+def list_stacks(client: redis.Redis) -> dict[str, list[str]]:
+    """Each kind's stack as a worker last built it: patch names from the top down, then the base's class."""
+    return {kind: [str(name) for name in names] for kind, names in _read_json_hash(client, STACKS_KEY).items()}
 
 
-def list_patches(client: redis.Redis, registry: PatchRegistry | None = None) -> list[PatchStatus]:
-    """Every patch a worker published or this process registered, with its effective state and counts."""
-    registry = registry if registry is not None else default_registry
-    published = _published(client)
-    local = {spec.name: _describe_spec_locally(registry, spec.name) for spec in registry.specs()}
+def known_patches(client: redis.Redis) -> set[str]:
+    return set(_read_json_hash(client, REGISTERED_KEY)) | installed_patch_names()
+
+
+def list_patches(client: redis.Redis) -> list[PatchStatus]:
+    """Every patch a worker published, with its effective state and cluster-wide counts."""
+    published = _read_json_hash(client, REGISTERED_KEY)
     switches = parse_switches(client.hgetall(SWITCHES_KEY))
     stats = read_cluster_stats(client)
     health = read_cluster_health(client)
     statuses = []
-    for name in sorted(published.keys() | local.keys()):
-        entry = {**local.get(name, {}), **published.get(name, {})}  # the workers' view wins: they run it
-        if name in local and local[name]["refused"] and not entry.get("refused"):
-            entry |= {"refused": True, "refusal_reason": local[name]["refusal_reason"]}
+    for name in sorted(published):
+        entry = published[name]
         switch = switches.get(name) or Switch()
         enabled = switch.enabled if switch.enabled is not None else bool(entry.get("config_enabled", False))
         percent = (
@@ -133,6 +124,7 @@ def list_patches(client: redis.Redis, registry: PatchRegistry | None = None) -> 
         calls, skipped = int(counts.get("calls", 0)), int(counts.get("skipped", 0))
         fallbacks = int(counts.get("fallbacks", 0))
         state: dict[str, Any] = health.get(name, {})
+        position = entry.get("position")
         statuses.append(
             PatchStatus(
                 name=name,
@@ -148,40 +140,42 @@ def list_patches(client: redis.Redis, registry: PatchRegistry | None = None) -> 
                 skipped=skipped,
                 errors=int(counts.get("errors", 0)),
                 fallbacks=fallbacks,
+                below_failed=int(counts.get("below_failed", 0)),
                 fallback_rate=fallbacks / (calls - skipped) if calls > skipped else 0.0,
                 refused=bool(entry.get("refused", False)),
                 refusal_reason=str(entry.get("refusal_reason", "")),
-                source="+".join(part for part, where in (("workers", published), ("local", local)) if name in where),
+                broken=bool(entry.get("broken", False)),
+                position=int(position) if position is not None else None,
             )
         )
     return statuses
 
 
-def _require_known(client: redis.Redis, registry: PatchRegistry, name: str) -> None:
-    known = known_patches(client, registry)
+def _require_known(client: redis.Redis, name: str) -> None:
+    known = known_patches(client)
     if name not in known:
-        listing = ", ".join(sorted(known)) or "none are registered yet"
+        listing = ", ".join(sorted(known)) or "none is installed"
         raise UnknownPatchError(f"no patch named {name!r}; known patches: {listing}")
 
 
-def enable(client: redis.Redis, name: str, *, registry: PatchRegistry | None = None) -> None:
-    _require_known(client, registry if registry is not None else default_registry, name)
-    set_enabled_sync(client, name, True)
+def enable(client: redis.Redis, name: str) -> None:
+    _require_known(client, name)
+    set_enabled(client, name, True)
 
 
-def disable(client: redis.Redis, name: str, *, registry: PatchRegistry | None = None) -> None:
-    _require_known(client, registry if registry is not None else default_registry, name)
-    set_enabled_sync(client, name, False)
+def disable(client: redis.Redis, name: str) -> None:
+    _require_known(client, name)
+    set_enabled(client, name, False)
 
 
-def rollout(client: redis.Redis, name: str, percent: float, *, registry: PatchRegistry | None = None) -> None:
+def rollout(client: redis.Redis, name: str, percent: float) -> None:
     if not 0.0 <= percent <= 100.0:
         raise ValueError(f"rollout percent must be between 0 and 100, not {percent:g}")
-    _require_known(client, registry if registry is not None else default_registry, name)
-    set_rollout_sync(client, name, percent)
+    _require_known(client, name)
+    set_rollout(client, name, percent)
 
 
-def clear(client: redis.Redis, name: str, *, registry: PatchRegistry | None = None) -> None:
+def clear(client: redis.Redis, name: str) -> None:
     """Forget the runtime switches of ``name``: its config decides again."""
-    _require_known(client, registry if registry is not None else default_registry, name)
-    clear_sync(client, name)
+    _require_known(client, name)
+    clear_switches(client, name)

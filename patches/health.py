@@ -2,7 +2,8 @@
 
 Outcomes go into a time-based sliding window cut into a fixed number of buckets (memory stays
 constant however busy the patch is; the window edge is exact to one bucket). When the share of
-failed calls (errors and fallbacks) in the window passes ``health_max_error_rate`` with at least
+failed calls in the window (the enhancement's own failures only: a call whose layer below failed
+is not recorded at all) passes ``health_max_error_rate`` with at least
 ``health_min_calls`` calls, the patch is auto-disabled. After ``health_cooldown_s`` exactly one
 probe call is let through: success re-enables the patch, failure starts the cool-down again.
 The clock is injectable so tests never sleep.
@@ -17,10 +18,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
-from patches.spec import PatchConfig
+if TYPE_CHECKING:  # the gateway reads health snapshots without loading the config machinery
+    from patches.spec import PatchConfig
 
-__all__ = ["HealthMonitor", "HealthSnapshot", "HealthState", "PatchHealth", "process_health"]
+__all__ = ["HealthMonitor", "HealthSnapshot", "HealthState", "PatchHealth"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,7 @@ class PatchHealth:
         "_calls",
         "_failures",
         "_lock",
+        "_newest",
         "_now",
         "bucket_s",
         "changed_at",
@@ -74,7 +78,8 @@ class PatchHealth:
         self.n_buckets = _BUCKETS_PER_WINDOW
         self.bucket_s = config.health_window_s / _BUCKETS_PER_WINDOW
         self._now = now
-        self._buckets: deque[list[int]] = deque()  # [bucket index, calls, failures], oldest first
+        self._buckets: deque[list[Any]] = deque()  # [bucket index, calls, failures, end time], oldest first
+        self._newest: list[Any] | None = None
         self._calls = 0
         self._failures = 0
         # Layers run on one event loop, but the stats flusher reads from its thread and a worker
@@ -97,6 +102,20 @@ class PatchHealth:
             # Cool-down over (or a previous probe never reported, e.g. it was cancelled): one probe.
             self._enter(HealthState.PROBING, now)
             return True
+
+    def record_ok(self) -> None:
+        """A success: counted without the lock in the common case (state OK, inside the newest bucket).
+
+        The event loop's thread is the only writer (one loop per worker process) and the stats
+        flusher only reads, so an int add needs no lock there; a new bucket, a probe or a failure
+        takes the locked path.
+        """
+        newest = self._newest
+        if newest is not None and self.state is _OK and self._now() < newest[3]:
+            newest[1] += 1
+            self._calls += 1
+            return
+        self.record(True)
 
     def record(self, ok: bool) -> None:
         with self._lock:
@@ -128,10 +147,11 @@ class PatchHealth:
         index = int(now // self.bucket_s)
         buckets = self._buckets
         if not buckets or buckets[-1][0] != index:  # the first call in a new bucket: drop what left the window
-            buckets.append([index, 0, 0])
+            buckets.append([index, 0, 0, (index + 1) * self.bucket_s])
+            self._newest = buckets[-1]
             oldest_kept = index - self.n_buckets + 1
             while buckets[0][0] < oldest_kept:
-                _, calls, failures = buckets.popleft()
+                _, calls, failures, _ = buckets.popleft()
                 self._calls -= calls
                 self._failures -= failures
         last = buckets[-1]
@@ -145,6 +165,7 @@ class PatchHealth:
         if ok:
             log.info("patch %s re-enabled: the probe call after the cool-down succeeded", self.name)
             self._buckets.clear()
+            self._newest = None
             self._calls = self._failures = 0
             self._enter(HealthState.OK, now)
         else:
@@ -183,6 +204,3 @@ class HealthMonitor:
         with self._lock:
             patches = list(self._patches.values())
         return {health.name: health.snapshot() for health in patches}
-
-
-process_health = HealthMonitor()  # the one every layer of this process reports to unless told otherwise

@@ -1,48 +1,233 @@
-"""The seed's ``apply_llm_resilience_patch``: provider fallback chain, retries, shared cooldowns, cache, token budget.
+"""``llm_resilience``: provider fallback chain, retries, shared cooldowns, response cache, token budget.
 
-The enhancement is ``workers.llm.resilience.ResilientLLM``; this module only declares it as a patch.
-It falls back (through the framework) to the base client when the layer itself breaks; when every
-provider is down it answers with its own short apology, which is a valid answer, not a fallback.
+``ResilientLLM`` enhances ``LLM.complete`` over the layer below (``below``, by default the base
+client: the offline SmolLM2, or the model ``PATCHBAY_LLM_MODEL`` names). For each request it trims
+the conversation to the token budget, answers from the Redis cache when it can, and otherwise
+walks the provider chain in order: remote providers through litellm's Router (retries with backoff
+and jitter, per-attempt timeout, cooldowns shared in Redis), local models in process, and ``below``
+as the last resort. When every link fails it returns a short apology marked ``degraded`` with each
+link's error: a valid answer, not a fallback. It never raises for a provider; a failure of its own
+code falls back, through the framework, to the base client, counted and logged.
+
+Its settings are the LLM's own (``[llm]``, docs/llm.md: providers, retries, cache), shared with the
+base client; the patch's config is only its switch, rollout and health. The Router and the cache
+are the LLM component's helpers (``workers.llm.router``, ``workers.llm.cache``).
+
+An LLM patch placed *below* this one runs only when the chain falls through to ``below``, i.e.
+when every provider before it failed: put a patch that must see every request above it.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from patches.registry import make_apply_function, register_patch
+from patches.runtime import make_apply_function
 from patches.spec import PatchConfig, PatchSpec
-from workers.components import LLM, ComponentKind, LLMResult
+from workers.components import LLM, ComponentKind, LLMRequest, LLMResult
+from workers.llm.accounting import result_from_response
+from workers.llm.cache import CacheOutcome, ResponseCache
+from workers.llm.client import LiteLLMClient
+from workers.llm.local import LOCAL_PROVIDER
+from workers.llm.metrics import ALL_PROVIDERS_DOWN, LLM_CALLS
+from workers.llm.router import ProcessLocalRouter, group_name
+from workers.llm.settings import LLMSettings, ProviderConfig
+from workers.llm.trimming import context_budget, count_message_tokens, trim_to_budget
 
-__all__ = ["SPEC", "LLMResilienceConfig", "apply_llm_resilience_patch"]
+__all__ = [
+    "SPEC",
+    "ChainLink",
+    "LLMResilienceConfig",
+    "ResilientLLM",
+    "apply_llm_resilience_patch",
+    "build_resilient_llm",
+]
 
 
 class LLMResilienceConfig(PatchConfig, patch="llm_resilience", default_enabled=True):
-    """Provider chain, retries, cache: ``[llm]`` settings (docs/llm.md); this is only the switch."""
+    """The switch, rollout and health of the chain; the chain itself is ``[llm]`` (docs/llm.md)."""
 
 
-def _build(below: LLM, config: LLMResilienceConfig, deps: Mapping[str, Any]) -> LLM:
-    from workers.llm.resilience import build_resilient_llm
-    from workers.llm.settings import LLMSettings
+log = logging.getLogger(__name__)
 
-    return build_resilient_llm(below, LLMSettings(), deps.get("redis_url"))
+_ERROR_CHARS = 240
+
+
+@dataclass(slots=True, frozen=True)
+class ChainLink:
+    """One step of the chain: a Router model group, or an LLM called directly (local model, the base)."""
+
+    model: str
+    group: str | None = None  # set for Router links
+    direct: LLM | None = None  # set for in-process links
+
+    @property
+    def label(self) -> str:
+        """How errors name this link: the group tells two providers serving the same model apart."""
+        return self.group or self.model
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:_ERROR_CHARS]}"
+
+
+def _model_of(llm: LLM) -> str:
+    return str(getattr(llm, "model", type(llm).__name__))
+
+
+class ResilientLLM:
+    """``LLM`` with a fallback chain, retries, shared cooldowns, a response cache and a token budget."""
+
+    def __init__(
+        self,
+        below: LLM,
+        settings: LLMSettings,
+        redis_url: str | None,
+        *,
+        config: LLMResilienceConfig | None = None,
+        below_model: str | None = None,
+    ) -> None:
+        self.below = below
+        self.settings = settings
+        self.config = config
+        # The enhancement holds a handle, not the client: the application names the model below it.
+        self.links = self._build_links(below, below_model or _model_of(below), settings)
+        remote = [(index, p) for index, p in enumerate(settings.providers) if not _is_local(p)]
+        self._router = ProcessLocalRouter(remote, settings, redis_url) if remote else None
+        self._cache = (
+            ResponseCache(redis_url, namespace=settings.cache_namespace, ttl_s=settings.cache_ttl_s)
+            if settings.cache_enabled and redis_url
+            else None
+        )
+        if settings.cache_enabled and not redis_url:
+            log.warning("LLM response cache is enabled but no Redis URL was given: caching is off")
+        self.chain_models = [link.model for link in self.links]
+        self._budget_model = self.chain_models[0]
+        self._budgets: dict[int, int] = {}
+
+    @staticmethod
+    def _build_links(below: LLM, below_model: str, settings: LLMSettings) -> list[ChainLink]:
+        links: list[ChainLink] = []
+        for index, provider in enumerate(settings.providers):
+            if _is_local(provider):
+                local = LiteLLMClient(provider.model, timeout_s=settings.timeout_s, max_tokens=settings.max_tokens)
+                links.append(ChainLink(provider.model, direct=local))
+            else:
+                links.append(ChainLink(provider.model, group=group_name(index, provider)))
+        if not links or (settings.last_resort_base and all(link.model != below_model for link in links)):
+            links.append(ChainLink(below_model, direct=below))
+        return links
+
+    # ------------------------------------------------------------------ the call
+
+    async def complete(self, request: LLMRequest) -> LLMResult:
+        started = time.perf_counter()
+        messages = self._trimmed(request)
+        lookup = None
+        if self._cache is not None:
+            lookup = await self._cache.lookup(self.chain_models, request, messages)
+            if lookup.result is not None:
+                lookup.result.latency_ms = (time.perf_counter() - started) * 1000
+                return lookup.result
+        errors: list[str] = []
+        for link in self.links:
+            try:
+                result = await self._call(link, request, messages)
+            except Exception as exc:  # any provider failure moves on to the next link; each one is recorded
+                errors.append(f"{link.label}: {_describe(exc)}")
+                log.info("LLM provider %s failed: %s", link.label, _describe(exc))
+                continue
+            result.errors = errors
+            result.latency_ms = (time.perf_counter() - started) * 1000
+            if errors:
+                log.warning("LLM answered by %s after %d failed provider(s): %s", link.model, len(errors), errors)
+            if lookup is not None and lookup.outcome is CacheOutcome.MISS and lookup.key is not None:
+                await self._cache.store(lookup.key, result)  # type: ignore[union-attr]
+            return result
+        ALL_PROVIDERS_DOWN.inc()
+        log.error("every LLM provider failed; answering with the apology: %s", errors)
+        return LLMResult(
+            text=self.settings.apology,
+            model="",
+            provider="",
+            latency_ms=(time.perf_counter() - started) * 1000,
+            errors=errors,
+            degraded=True,
+        )
+
+    async def _call(self, link: ChainLink, request: LLMRequest, messages: list[dict[str, str]]) -> LLMResult:
+        if link.direct is not None:
+            if messages is not request.messages:
+                request = _with_messages(request, messages)
+            return await link.direct.complete(request)
+        assert self._router is not None and link.group is not None  # Router links exist only with a Router
+        router = self._router.get()
+        started = time.perf_counter()
+        try:
+            response = await router.acompletion(
+                model=link.group,
+                messages=messages,
+                max_tokens=min(request.max_tokens, self.settings.max_tokens),
+                temperature=request.temperature,
+            )
+        except Exception:
+            LLM_CALLS.labels(provider=link.model, outcome="error").inc()
+            raise
+        return result_from_response(response, link.model, (time.perf_counter() - started) * 1000)
+
+    def _trimmed(self, request: LLMRequest) -> list[dict[str, str]]:
+        max_tokens = min(request.max_tokens, self.settings.max_tokens)
+        budget = self._budgets.get(max_tokens)
+        if budget is None:
+            budget = context_budget(self._budget_model, self.settings.context_tokens, max_tokens)
+            self._budgets[max_tokens] = budget
+        model = self._budget_model
+        return trim_to_budget(request.messages, budget, lambda msgs: count_message_tokens(model, msgs)).messages
+
+    async def aclose(self) -> None:
+        # Only what this enhancement opened: the base client below is its owner's to close (and
+        # litellm's pooled HTTP clients, which the local links share with it, close with it).
+        if self._cache is not None:
+            await self._cache.aclose()
+
+
+def _is_local(provider: ProviderConfig) -> bool:
+    return provider.model.startswith(f"{LOCAL_PROVIDER}/")
+
+
+def _with_messages(request: LLMRequest, messages: list[dict[str, str]]) -> LLMRequest:
+    fields: dict[str, Any] = {name: getattr(request, name) for name in LLMRequest.__slots__}  # type: ignore[attr-defined]
+    fields["messages"] = messages
+    return LLMRequest(**fields)
+
+
+def build_resilient_llm(below: LLM, settings: LLMSettings | None = None, redis_url: str | None = None) -> ResilientLLM:
+    """The resilience enhancement over ``below``; nothing is connected or imported until the first call."""
+    return ResilientLLM(below, settings or LLMSettings(), redis_url)
+
+
+def _build(below: LLM, config: LLMResilienceConfig, deps: Mapping[str, Any]) -> ResilientLLM:
+    return ResilientLLM(
+        below, LLMSettings(), deps.get("redis_url"), config=config, below_model=deps.get("base_llm_model")
+    )
 
 
 def _validate(method: str, result: LLMResult) -> str | None:
     return None if result.text.strip() else "empty answer"
 
 
-SPEC = register_patch(
-    PatchSpec(
-        name="llm_resilience",
-        kind=ComponentKind.LLM,
-        interface=LLM,
-        config_cls=LLMResilienceConfig,
-        layer_factory=_build,
-        enhances=("complete",),
-        before=("emotion_tone",),  # the tone line is part of the request the chain (and its cache) sees
-        validate=_validate,
-        description="provider fallback chain, retry with backoff, shared cooldowns, response cache, token budget",
-    )
+SPEC = PatchSpec(
+    name="llm_resilience",
+    kind=ComponentKind.LLM,
+    interface=LLM,
+    config_cls=LLMResilienceConfig,
+    factory=_build,
+    enhances=("complete",),
+    validate=_validate,
+    description="provider fallback chain, retry with backoff, shared cooldowns, response cache, token budget",
 )
 apply_llm_resilience_patch = make_apply_function(SPEC)

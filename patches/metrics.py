@@ -3,7 +3,7 @@
 Three views of the same events:
 
 - Prometheus metrics of this process (``patchbay_patch_*``, exported by ``ProcessPatchCollector``
-  from the plain counters, registered in the default registry at import);
+  from the plain counters; ``PatchRuntime.start`` registers it, nothing registers at import);
 - plain per-process counters (``PatchStats``) that a ``StatsFlusher`` thread pushes to Redis as
   HINCRBY deltas about once a second, because Celery workers are not the process behind the
   gateway's /metrics;
@@ -22,19 +22,21 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import redis
-from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from patches.health import HealthMonitor, HealthSnapshot, process_health
+if TYPE_CHECKING:  # the gateway reads cluster stats without loading the health machinery
+    from patches.health import HealthMonitor, HealthSnapshot
 
 __all__ = [
-    "FAILURE_REASONS",
+    "COUNTERS",
+    "ERROR_REASONS",
+    "FALLBACK_REASONS",
     "HEALTH_KEY",
     "LATENCY_BUCKETS_S",
     "STATS_KEY_PREFIX",
@@ -43,7 +45,6 @@ __all__ = [
     "ProcessStats",
     "RedisPatchStatsCollector",
     "StatsFlusher",
-    "process_stats",
     "read_cluster_health",
     "read_cluster_stats",
 ]
@@ -52,7 +53,9 @@ log = logging.getLogger(__name__)
 
 STATS_KEY_PREFIX: Final = "patchbay:patches:stats:"
 HEALTH_KEY: Final = "patchbay:patches:health"
-FAILURE_REASONS: Final = ("exception", "timeout", "rejected")
+FALLBACK_REASONS: Final = ("exception", "timeout", "rejected")  # the enhancement failed; the layer below answered
+ERROR_REASONS: Final = (*FALLBACK_REASONS, "failed_mid_stream")  # every way the enhancement itself can fail
+COUNTERS: Final = ("calls", "skipped", "errors", "fallbacks", "below_failed")  # what goes to Redis, per patch
 _REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 LATENCY_BUCKETS_S: Final = (0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -61,14 +64,17 @@ LATENCY_BUCKETS_S: Final = (0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 class PatchStats:
     """Monotonic per-process counters of one patch, bumped on the hot path with plain int adds.
 
-    ``errors`` counts enhancement failures; ``fallbacks`` counts the calls the layer below then
-    served (they differ only when the layer below fails too). Plain ints rather than
+    ``errors`` counts the enhancement's own failures; ``fallbacks`` counts the calls the layer below
+    then served (they differ when the layer below fails too, or a stream broke after its first
+    chunk); ``below_failed`` counts calls the layer below failed, which propagate and are never
+    charged to the patch: that is where an outage is. Plain ints rather than
     ``prometheus_client`` children on the hot path: those take a lock per ``inc``/``observe``,
     which cost more than the rest of the layer together; ``ProcessPatchCollector`` exports these
     same numbers under the Prometheus names instead.
     """
 
     __slots__ = (
+        "below_failed",
         "calls_by_method",
         "errors_by_reason",
         "fallbacks_by_reason",
@@ -80,8 +86,9 @@ class PatchStats:
     def __init__(self) -> None:
         self.calls_by_method: dict[str, int] = {}
         self.skipped = 0
-        self.errors_by_reason: dict[str, int] = dict.fromkeys(FAILURE_REASONS, 0)
-        self.fallbacks_by_reason: dict[str, int] = dict.fromkeys(FAILURE_REASONS, 0)
+        self.errors_by_reason: dict[str, int] = dict.fromkeys(ERROR_REASONS, 0)
+        self.fallbacks_by_reason: dict[str, int] = dict.fromkeys(FALLBACK_REASONS, 0)
+        self.below_failed = 0
         self.latency_buckets = [0] * (len(LATENCY_BUCKETS_S) + 1)  # the last one is +Inf
         self.latency_s_sum = 0.0
 
@@ -108,13 +115,14 @@ class PatchStats:
             "skipped": self.skipped,
             "errors": self.errors,
             "fallbacks": self.fallbacks,
+            "below_failed": self.below_failed,
             "latency_ms_sum": self.latency_s_sum * 1000.0,
         }
 
 
 @dataclass
 class ProcessStats:
-    """Every patch's ``PatchStats`` in this process."""
+    """Every patch's ``PatchStats`` in one ``PatchRuntime``."""
 
     patches: dict[str, PatchStats] = field(default_factory=dict)
 
@@ -123,9 +131,6 @@ class ProcessStats:
         if stats is None:
             stats = self.patches[name] = PatchStats()
         return stats
-
-
-process_stats = ProcessStats()
 
 
 class ProcessPatchCollector(Collector):
@@ -145,8 +150,13 @@ class ProcessPatchCollector(Collector):
         )
         errors = CounterMetricFamily(
             "patchbay_patch_errors",
-            "Enhancement failures (exception, timeout, rejected result)",
+            "The enhancement's own failures (exception, timeout, rejected result, failed mid-stream)",
             labels=["patch", "reason"],
+        )
+        below_failed = CounterMetricFamily(
+            "patchbay_patch_below_failed",
+            "Calls the layer below failed (propagated to the caller, not charged to the patch)",
+            labels=["patch"],
         )
         fallbacks = CounterMetricFamily(
             "patchbay_patch_fallbacks",
@@ -154,22 +164,23 @@ class ProcessPatchCollector(Collector):
             labels=["patch", "reason"],
         )
         latency = HistogramMetricFamily(
-            "patchbay_patch_latency_seconds", "Time spent in the enhancement, per call", labels=["patch"]
+            "patchbay_patch_latency_seconds",
+            "Time spent in the enhancement's own work per call (waits on the layer below excluded)",
+            labels=["patch"],
         )
         for name, stats in sorted(self._stats.patches.items()):
             for method, count in sorted(stats.calls_by_method.items()):
                 calls.add_metric([name, method], count)
             skipped.add_metric([name], stats.skipped)
-            for reason in FAILURE_REASONS:
+            for reason in ERROR_REASONS:
                 errors.add_metric([name, reason], stats.errors_by_reason[reason])
+            for reason in FALLBACK_REASONS:
                 fallbacks.add_metric([name, reason], stats.fallbacks_by_reason[reason])
+            below_failed.add_metric([name], stats.below_failed)
             cumulative = list(accumulate(stats.latency_buckets))
             bounds = [repr(bound) for bound in LATENCY_BUCKETS_S] + ["+Inf"]
             latency.add_metric([name], list(zip(bounds, cumulative, strict=True)), stats.latency_s_sum)
-        yield from (calls, skipped, errors, fallbacks, latency)
-
-
-REGISTRY.register(ProcessPatchCollector(process_stats))
+        yield from (calls, skipped, errors, fallbacks, below_failed, latency)
 
 
 class StatsFlusher:
@@ -182,13 +193,13 @@ class StatsFlusher:
     def __init__(
         self,
         redis_url: str,
-        stats: ProcessStats | None = None,
-        health: HealthMonitor | None = None,
+        stats: ProcessStats,
+        health: HealthMonitor,
         interval_s: float = 1.0,
     ) -> None:
         self.redis_url = redis_url
-        self.stats = stats if stats is not None else process_stats
-        self.health = health if health is not None else process_health
+        self.stats = stats
+        self.health = health
         self.interval_s = interval_s
         self.failed_flushes = 0
         self._flushed: dict[str, dict[str, float]] = {}
@@ -217,7 +228,7 @@ class StatsFlusher:
         pipe = client.pipeline(transaction=False)
         for name, (delta, _) in pending.items():
             key = STATS_KEY_PREFIX + name
-            for counter in ("calls", "skipped", "errors", "fallbacks"):
+            for counter in COUNTERS:
                 if delta[counter]:
                     pipe.hincrby(key, counter, int(delta[counter]))
             if delta["latency_ms_sum"]:
@@ -273,7 +284,7 @@ def _health_json(snapshot: HealthSnapshot, origin: str) -> str:
 
 
 def read_cluster_stats(client: redis.Redis) -> dict[str, dict[str, float]]:
-    """``{patch: {calls, skipped, errors, fallbacks, latency_ms_sum}}`` summed over every worker."""
+    """``{patch: {calls, skipped, errors, fallbacks, below_failed, latency_ms_sum}}`` summed over every worker."""
     names = [
         key.decode()[len(STATS_KEY_PREFIX) :] if isinstance(key, bytes) else str(key)[len(STATS_KEY_PREFIX) :]
         for key in client.scan_iter(match=STATS_KEY_PREFIX + "*", count=500)
@@ -285,7 +296,7 @@ def read_cluster_stats(client: redis.Redis) -> dict[str, dict[str, float]]:
         pipe.hgetall(STATS_KEY_PREFIX + name)
     result: dict[str, dict[str, float]] = {}
     for name, raw in zip(names, pipe.execute(), strict=True):
-        values = {"calls": 0.0, "skipped": 0.0, "errors": 0.0, "fallbacks": 0.0, "latency_ms_sum": 0.0}
+        values = dict.fromkeys((*COUNTERS, "latency_ms_sum"), 0.0)
         for key, value in raw.items():
             values[key.decode() if isinstance(key, bytes) else key] = float(value)
         result[name] = values
@@ -330,7 +341,7 @@ class RedisPatchStatsCollector(Collector):
                 f"Patch layer {counter} summed over every worker",
                 labels=["patch"],
             )
-            for counter in ("calls", "skipped", "errors", "fallbacks")
+            for counter in COUNTERS
         }
         latency = CounterMetricFamily(
             "patchbay_patches_cluster_latency_seconds", "Time spent in enhancements, every worker", labels=["patch"]

@@ -1,8 +1,9 @@
-"""Sticky percentage rollout, the Unleash way (NOTES §5).
+"""Sticky percentage rollout, Unleash's gradual-rollout rule (docs/decisions.md, "How rollout hashing works").
 
 ``bucket = murmur3_32(f"{patch}:{user_id}", seed=0) % 100 + 1`` and a user is inside when
 ``bucket <= percent``. Hashing the patch name with the user makes patches pick different users;
-a user's bucket never changes, so raising the percentage only ever adds users.
+a user's bucket never changes, so raising the percentage only ever adds users. This module is the
+one place the rule is written; every layer asks ``in_rollout``.
 """
 
 from __future__ import annotations

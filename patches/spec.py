@@ -1,15 +1,19 @@
 """What a patch declares: its typed config and its ``PatchSpec``.
 
-A patch's config reads, highest priority first: the seed's switch ``ENABLE_<NAME>`` (for
-``enabled`` only), the environment ``PATCHBAY_PATCH_<NAME>_<FIELD>``, the ``[patches.<name>]``
-table of ``patchbay.toml``, then the defaults. Runtime switches in Redis (``patches.switches``)
-override ``enabled`` and ``rollout_percent`` on top of all that, without a restart.
+A patch's config reads, highest priority first: the switch ``ENABLE_<NAME>`` (for ``enabled``
+only), the environment ``PATCHBAY_PATCH_<NAME>_<FIELD>``, the ``[patches.<name>]`` table of
+``patchbay.toml``, then the defaults. Runtime switches in Redis (``patches.switches``) override
+``enabled`` and ``rollout_percent`` on top of all that, without a restart.
+
+A component *kind* is a plain string ("llm", "memory"...): the application declares its kinds and
+their order when it builds its stack (``PatchRuntime.build_stack``); the framework knows none of them.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -19,13 +23,25 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource
 
 from gateway.shared.config import PatchbaySettings, TomlSectionSource
-from workers.components import ComponentKind
 
-__all__ = ["LayerFactory", "PatchConfig", "PatchSpec", "Prerequisite", "Smoke", "Validator", "interface_methods"]
+__all__ = [
+    "DEFAULT_STREAM_NOTE",
+    "Factory",
+    "PatchConfig",
+    "PatchSpec",
+    "Prerequisite",
+    "Smoke",
+    "Validator",
+    "interface_methods",
+    "is_stream_method",
+]
+
+DEFAULT_STREAM_NOTE = " … (the rest of this answer could not be produced)"
+_STREAM_RETURN = re.compile(r"^(typing\.|collections\.abc\.)?Async(Iterator|Generator|Iterable)\b")
 
 
 class _EnableSwitchSource(PydanticBaseSettingsSource):
-    """The seed's ``ENABLE_<NAME>=true|false`` switch, feeding the ``enabled`` field."""
+    """``ENABLE_<NAME>=true|false``, feeding the ``enabled`` field."""
 
     def __init__(self, settings_cls: type[BaseSettings], variable: str) -> None:
         super().__init__(settings_cls)
@@ -54,10 +70,10 @@ class _PatchDefaultsSource(PydanticBaseSettingsSource):
 
 
 class PatchConfig(PatchbaySettings):
-    """Base config of every patch. Declare one per patch in a line or two::
+    """Base config of every patch, and the one config its enhancement reads. Declare it in a line or two::
 
-    class MemoryEnhancementConfig(PatchConfig, patch="memory_enhancement", default_enabled=True):
-        max_queries_per_search: int = 3
+    class ShoutConfig(PatchConfig, patch="shout", default_enabled=False):
+        min_length: int = 1
     """
 
     PATCH_NAME: ClassVar[str] = ""
@@ -65,7 +81,11 @@ class PatchConfig(PatchbaySettings):
 
     enabled: bool = False
     rollout_percent: float = Field(default=100.0, ge=0.0, le=100.0)
-    timeout_s: float | None = Field(default=None, gt=0, description="per-call budget of the enhancement")
+    timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="per-call budget of the enhancement's own work (waits on the layer below excluded)",
+    )
     health_max_error_rate: float = Field(default=0.5, ge=0.0, le=1.0)
     health_window_s: float = Field(default=60.0, gt=0)
     health_min_calls: int = Field(default=20, ge=1)
@@ -103,7 +123,7 @@ class PatchConfig(PatchbaySettings):
         )
 
 
-LayerFactory = Callable[[Any, Any, Mapping[str, Any]], Any]  # (component below, config, deps) -> enhancement
+Factory = Callable[[Any, Any, Mapping[str, Any]], Any]  # (the layer below's handle, config, deps) -> enhancement
 Prerequisite = Callable[[Any, Mapping[str, Any]], str | None]  # (config, deps) -> None, or why not
 Smoke = Callable[[Any], Awaitable[None]]  # (enhancement) -> raises if it does not work
 Validator = Callable[[str, Any], str | None]  # (method name, result) -> None, or why it is rejected
@@ -121,43 +141,79 @@ def interface_methods(interface: type) -> dict[str, Callable[..., Any]]:
     return methods
 
 
+def is_stream_method(function: Callable[..., Any]) -> bool:
+    """True for an interface method that produces an async iterator rather than one awaited result.
+
+    Written either as an ``async def`` generator in the Protocol, or as a plain ``def`` annotated
+    ``-> AsyncIterator[...]`` (the form type checkers prefer for protocols).
+    """
+    if inspect.isasyncgenfunction(function):
+        return True
+    if inspect.iscoroutinefunction(function):
+        return False
+    returns = getattr(function, "__annotations__", {}).get("return")
+    text = returns if isinstance(returns, str) else getattr(returns, "__qualname__", repr(returns))
+    return bool(_STREAM_RETURN.match(str(text)))
+
+
 @dataclass(frozen=True, slots=True)
 class PatchSpec:
-    """Everything the framework needs to apply, order, guard and list one patch."""
+    """Everything the framework needs to order, apply, guard and list one patch.
+
+    ``factory(below, config, deps)`` builds the enhancement: ``below`` is a handle implementing
+    ``interface`` through which the enhancement calls the layer below (the framework observes
+    those calls: a failure there is the layer below's, never the patch's). ``requires`` names
+    patches that must be applied for this one to work (same kind: they sit below it); ``above`` /
+    ``below`` are ordering hints among the patches of the same kind: this patch sits above / below
+    the ones named, when they are installed.
+    """
 
     name: str
-    kind: ComponentKind
+    kind: str
     interface: type
     config_cls: type[PatchConfig]
-    layer_factory: LayerFactory
+    factory: Factory
     enhances: tuple[str, ...]
     requires: tuple[str, ...] = ()
-    before: tuple[str, ...] = ()
+    above: tuple[str, ...] = ()
+    below: tuple[str, ...] = ()
+    deps: tuple[str, ...] = ()
     prerequisite: Prerequisite | None = None
     smoke: Smoke | None = None
     validate: Validator | None = None
     description: str = ""
-    deps: tuple[str, ...] = ()
+    stream_note: str = DEFAULT_STREAM_NOTE  # ends a stream the enhancement broke after its first chunk
+    note_chunk: Callable[[str], Any] | None = None  # turns stream_note into a chunk of the stream (default: as is)
 
     def __post_init__(self) -> None:
-        # Mistakes here are programming errors in the patch module: fail at import, loudly.
-        if not self.name.isidentifier():
-            raise ValueError(f"patch name {self.name!r} must be an identifier")
+        # Mistakes here are programming errors in the patch module: fail when it is loaded, loudly.
+        if not self.name.isidentifier() or self.name != self.name.lower():
+            raise ValueError(f"patch name {self.name!r} must be a lower-case identifier")
+        if not isinstance(self.kind, str) or not self.kind.isidentifier():
+            raise ValueError(f"patch {self.name!r}: kind {self.kind!r} must be an identifier string such as 'llm'")
+        object.__setattr__(self, "kind", str(self.kind))  # a StrEnum member becomes its plain value
         if self.config_cls.PATCH_NAME not in ("", self.name):
             raise ValueError(f"patch {self.name!r} uses the config of patch {self.config_cls.PATCH_NAME!r}")
+        if not callable(self.factory):
+            raise ValueError(f"patch {self.name!r}: factory must be callable(below, config, deps)")
         declared = interface_methods(self.interface)
         if not declared:
             raise ValueError(f"{self.interface.__name__} declares no methods; is it a component Protocol?")
+        if not self.enhances:
+            raise ValueError(f"patch {self.name!r} enhances no method")
         unknown = [method for method in self.enhances if method not in declared]
         if unknown:
             raise ValueError(
                 f"patch {self.name!r} enhances {unknown}, which {self.interface.__name__} does not declare "
                 f"(it declares {sorted(declared)})"
             )
-        if not self.enhances:
-            raise ValueError(f"patch {self.name!r} enhances no method")
-        if self.name in self.requires or self.name in self.before:
-            raise ValueError(f"patch {self.name!r} cannot require or precede itself")
+        for field_name in ("requires", "above", "below", "deps", "enhances"):
+            if isinstance(getattr(self, field_name), str):
+                raise ValueError(f"patch {self.name!r}: {field_name} must be a tuple of names, not a string")
+        if self.name in (*self.requires, *self.above, *self.below):
+            raise ValueError(f"patch {self.name!r} cannot require itself or sit above or below itself")
+        if both := sorted(set(self.above) & set(self.below)):
+            raise ValueError(f"patch {self.name!r} cannot sit both above and below {both}")
 
     def load_config(self) -> PatchConfig:
         return self.config_cls()

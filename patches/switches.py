@@ -6,12 +6,12 @@ State lives in the hash ``patchbay:patches:switches`` (fields ``<patch>.enabled`
 refresh loop polls the version (one cheap GET) and re-reads the hash only when it moved, so a
 ``disable`` reaches every worker within one poll interval. The hot path reads ``board.table``, a
 plain dict swapped whole on refresh: no I/O, no lock. When Redis is gone the board keeps the last
-known state (a kill switch must not flip because the store blinked, NOTES §5) and says so once.
+known state (a kill switch must not flip because the store blinked: docs/decisions.md, "Runtime
+switches") and says so once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections.abc import Mapping
@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -30,13 +28,9 @@ __all__ = [
     "Switch",
     "SwitchBoard",
     "clear",
-    "clear_sync",
     "parse_switches",
-    "process_switchboard",
     "set_enabled",
-    "set_enabled_sync",
     "set_rollout",
-    "set_rollout_sync",
 ]
 
 log = logging.getLogger(__name__)
@@ -75,7 +69,7 @@ def parse_switches(raw: Mapping[Any, Any]) -> dict[str, Switch]:
 
 
 class SwitchBoard:
-    """This process's last known switches, kept fresh by a background refresh loop."""
+    """This process's last known switches, kept fresh by a background refresh thread."""
 
     def __init__(self) -> None:
         self.table: dict[str, Switch] = {}  # replaced whole, never mutated: readers need no lock
@@ -107,22 +101,6 @@ class SwitchBoard:
             return False
         return self._install(_as_int(version_raw), raw)
 
-    async def refresh_once_async(self, client: aioredis.Redis) -> bool:
-        """The same poll with an asyncio client."""
-        try:
-            version = _as_int(await client.get(VERSION_KEY))
-            if self.loaded and version == self.version:
-                self._mark_fresh()
-                return False
-            pipe = client.pipeline(transaction=True)
-            pipe.get(VERSION_KEY)
-            pipe.hgetall(SWITCHES_KEY)
-            version_raw, raw = await pipe.execute()
-        except _REDIS_ERRORS as exc:
-            self._mark_stale(exc)
-            return False
-        return self._install(_as_int(version_raw), raw)
-
     def _install(self, version: int | None, raw: Mapping[Any, Any]) -> bool:
         self._mark_fresh()
         table = parse_switches(raw)
@@ -145,7 +123,7 @@ class SwitchBoard:
             self.stale = False
             log.info("Redis reachable again; patch switches are live")
 
-    # ------------------------------------------------------------------ refresh loops
+    # ------------------------------------------------------------------ the refresh thread
 
     def start_background_thread(self, redis_url: str, interval_s: float = 0.5) -> threading.Thread:
         """Load the switches now, then keep them fresh from a daemon thread (what a worker process uses)."""
@@ -173,19 +151,6 @@ class SwitchBoard:
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout_s)
-
-    async def refresh_forever(self, redis_url: str, interval_s: float = 0.5) -> None:
-        """The asyncio flavour of the refresh loop: run it as a task, cancel it to stop."""
-        client = aioredis.Redis.from_url(redis_url, **_POLL_CLIENT_OPTIONS, retry=AsyncRetry(NoBackoff(), 0))
-        try:
-            while True:
-                await self.refresh_once_async(client)
-                await asyncio.sleep(interval_s)
-        finally:
-            await client.aclose()
-
-
-process_switchboard = SwitchBoard()  # the one every layer of this process reads unless told otherwise
 
 
 def _as_int(value: Any) -> int | None:
@@ -219,40 +184,21 @@ def _check_percent(percent: float) -> str:
     return repr(float(percent))
 
 
-async def set_enabled(client: aioredis.Redis, name: str, enabled: bool) -> None:
+def set_enabled(client: redis.Redis, name: str, enabled: bool) -> None:
     pipe = client.pipeline(transaction=True)
     _queue_set(pipe, name, "enabled", "1" if enabled else "0")
-    await pipe.execute()
+    pipe.execute()
 
 
-async def set_rollout(client: aioredis.Redis, name: str, percent: float) -> None:
+def set_rollout(client: redis.Redis, name: str, percent: float) -> None:
     value = _check_percent(percent)
     pipe = client.pipeline(transaction=True)
     _queue_set(pipe, name, "rollout", value)
-    await pipe.execute()
+    pipe.execute()
 
 
-async def clear(client: aioredis.Redis, name: str) -> None:
+def clear(client: redis.Redis, name: str) -> None:
     """Drop the runtime switches of ``name``: its config decides again."""
-    pipe = client.pipeline(transaction=True)
-    _queue_clear(pipe, name)
-    await pipe.execute()
-
-
-def set_enabled_sync(client: redis.Redis, name: str, enabled: bool) -> None:
-    pipe = client.pipeline(transaction=True)
-    _queue_set(pipe, name, "enabled", "1" if enabled else "0")
-    pipe.execute()
-
-
-def set_rollout_sync(client: redis.Redis, name: str, percent: float) -> None:
-    value = _check_percent(percent)
-    pipe = client.pipeline(transaction=True)
-    _queue_set(pipe, name, "rollout", value)
-    pipe.execute()
-
-
-def clear_sync(client: redis.Redis, name: str) -> None:
     pipe = client.pipeline(transaction=True)
     _queue_clear(pipe, name)
     pipe.execute()

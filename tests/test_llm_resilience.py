@@ -15,9 +15,9 @@ import redis
 from prometheus_client import REGISTRY
 
 from adapters.sim.llm import LLMSimulator, sim_reply
+from patches.llm_resilience import ResilientLLM, build_resilient_llm
 from workers.components import LLMRequest, LLMResult
 from workers.llm.client import LiteLLMClient
-from workers.llm.resilience import ResilientLLM, build_resilient_llm
 from workers.llm.settings import LLMSettings, ProviderConfig
 
 os.environ.setdefault("OPENAI_API_KEY", "sk-simulator")
@@ -166,7 +166,7 @@ async def test_a_cooldown_recorded_by_one_process_is_seen_by_another(
     script = (
         "import asyncio, json\n"
         "from tests.test_llm_resilience import _FailingBase, _ask\n"
-        "from workers.llm.resilience import build_resilient_llm\n"
+        "from patches.llm_resilience import build_resilient_llm\n"
         "from workers.llm.settings import LLMSettings\n"
         f"settings = LLMSettings(num_retries=0, allowed_fails=0, cooldown_s=120, last_resort_base=False,"
         f" cache_enabled=False)\n"

@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from gateway.shared.envelope import Envelope, Reply
 
 __all__ = [
+    "COMPONENT_KINDS",
     "LLM",
     "Audio",
     "ComponentKind",
@@ -35,11 +36,21 @@ __all__ = [
 
 
 class ComponentKind(StrEnum):
-    LLM = "llm"
-    MEMORY = "memory"
-    VOICE = "voice"
+    """The kinds of component this application stacks patches over, in the order it builds them.
+
+    The order matters: a kind's patched component is a dependency of the kinds after it (the voice
+    and tone patches read the patched emotion reader; the handler holds the patched LLM, memory,
+    voice and emotion). The patch framework knows none of this: ``workers.stack`` passes it.
+    """
+
     EMOTION = "emotion"
+    MEMORY = "memory"
+    LLM = "llm"
+    VOICE = "voice"
     HANDLER = "handler"
+
+
+COMPONENT_KINDS: tuple[str, ...] = tuple(kind.value for kind in ComponentKind)
 
 
 # --------------------------------------------------------------------------- LLM

@@ -1,7 +1,7 @@
 """The base message handler: memory → LLM → (voice) → Reply. It always answers.
 
 It only orchestrates the components it is given; every enhancement lives in a patch layer
-around one of them (or around this handler). A failing base LLM becomes a short apology with a
+around one of them, or around this handler itself (kind ``handler``: a patch over ``handle``). A failing base LLM becomes a short apology with a
 recorded reason, never silence.
 """
 
@@ -91,7 +91,8 @@ class ChatHandler:
                 return Reply.answering(envelope, problem, reason="voice_input_unavailable")
         if self.emotion is not None:
             try:
-                await self.emotion.read_and_observe(envelope.author_id, envelope.text)  # type: ignore[attr-defined]
+                # Through the EmotionReader interface only: the reader may be patched.
+                await self.emotion.observe(envelope.author_id, await self.emotion.read(envelope.text))
             except Exception as exc:  # the emotion state is an enhancement input; the answer must not depend on it
                 log.warning("emotion reading failed key=%s error=%r", envelope.dedupe_key, exc)
                 DEGRADED.labels("emotion").inc()

@@ -1,16 +1,22 @@
-"""Build the stack once per worker process: base components, then every registered patch over them.
+"""Build the stack once per worker process: base components, then every installed patch over them.
 
-    base LLM (litellm; SmolLM2 offline by default) ─┐
-    base memory (SQL history + scoped recall)       ├─ patches.registry.build_stack_async ─► ChatHandler
-    base voice (espeak-ng, or none) + emotion       ┘
+    emotion reader (classifier + shared state)      ─┐
+    base memory (SQL history + scoped recall)        │
+    base LLM (litellm; SmolLM2 offline by default)   ├─ PatchRuntime.build_stack, kind by kind ─► the handler,
+    base voice (espeak-ng, or none)                  │  (patches from the patchbay.patches       then its patches
+    ChatHandler over the patched components above   ─┘   entry points, patches.discovery)
 
-Then the process joins the cluster's control plane: runtime switches (polled from Redis),
-per-patch counters and health (flushed to Redis), and the list of applied patches.
+The kinds and their order are the application's (``workers.components.COMPONENT_KINDS``): a kind's
+patched component is a dependency of the kinds after it. The process joins the cluster's control
+plane through its one ``PatchRuntime``: runtime switches polled from Redis, per-patch counters and
+health flushed to Redis, and what it installed, applied, refused and found broken published.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +25,9 @@ from redis.asyncio import Redis as AsyncRedis
 
 from gateway.shared.redis_urls import redis_py_url
 from gateway.shared.settings import Settings
-from workers.components import LLM, ComponentKind, EmotionReader, Handler, Memory, Voice
+from patches.discovery import discover
+from patches.runtime import PatchRuntime
+from workers.components import COMPONENT_KINDS, LLM, ComponentKind, EmotionReader, Handler, Memory, Voice
 from workers.handler import ChatHandler, HandlerConfig, VoiceReplies
 
 __all__ = ["Stack", "build_stack"]
@@ -34,6 +42,7 @@ class Stack:
     voice: Voice | None
     emotion: EmotionReader | None
     handler: Handler
+    patches: PatchRuntime | None = None
     closers: list[Any] = field(default_factory=list)
 
     async def aclose(self) -> None:
@@ -45,11 +54,6 @@ class Stack:
 
 
 async def build_stack(settings: Settings) -> Stack:
-    from patches.catalog import load_builtin_patches
-    from patches.control import publish_registry
-    from patches.metrics import StatsFlusher
-    from patches.registry import build_stack_async, default_registry
-    from patches.switches import process_switchboard
     from workers.emotion import EmotionManager
     from workers.llm.client import build_base_llm
     from workers.llm.settings import LLMSettings
@@ -64,52 +68,58 @@ async def build_stack(settings: Settings) -> Stack:
     await memory.init()
     emotion = EmotionManager(redis_url)
     base_voice = build_base_voice()  # None when no engine is installed: the reason is logged, replies stay text
+    preferences_redis = AsyncRedis.from_url(redis_url)
 
+    def handler_over(patched: Mapping[str, Any]) -> ChatHandler:
+        voice = patched.get(ComponentKind.VOICE)
+        return ChatHandler(
+            patched[ComponentKind.LLM],
+            patched[ComponentKind.MEMORY],
+            HandlerConfig(
+                system_prompt=settings.system_prompt,
+                history_turns=settings.history_turns,
+                max_tokens=llm_settings.max_tokens,
+            ),
+            emotion=patched[ComponentKind.EMOTION],
+            voice=VoiceReplies(voice, VoicePreferences(preferences_redis)) if voice is not None else None,
+        )
+
+    runtime = PatchRuntime()
     # Switches first, so the stack starts with the cluster's current state rather than the config's.
-    process_switchboard.start_background_thread(redis_url)
-    load_builtin_patches()
-    base: dict[ComponentKind, Any] = {ComponentKind.LLM: base_llm, ComponentKind.MEMORY: memory}
+    runtime.start(redis_url)
+    registry = discover()
+    base: dict[str, Any] = {ComponentKind.EMOTION: emotion, ComponentKind.MEMORY: memory, ComponentKind.LLM: base_llm}
     if base_voice is not None:
         base[ComponentKind.VOICE] = base_voice
-    stack = await build_stack_async(base, deps={"emotion": emotion, "redis_url": redis_url})
-    flusher = StatsFlusher(redis_url)
-    flusher.start_background_thread()
+    try:
+        stack = await runtime.build_stack(
+            registry,
+            base,
+            kinds=COMPONENT_KINDS,
+            later={ComponentKind.HANDLER: handler_over},
+            deps={"redis_url": redis_url, "base_llm_model": str(getattr(base_llm, "model", type(base_llm).__name__))},
+        )
+    except Exception:
+        runtime.stop()
+        raise
     with redis.Redis.from_url(redis_url) as client:
-        publish_registry(client, default_registry)
-
-    from patches.layer import stack_of
-
-    for kind, component in stack.items():
-        log.info("stack %s: %s", kind.value, " → ".join(stack_of(component)) or type(component).__name__)
+        runtime.publish(client, registry)
 
     await _warm_up(base_llm, memory)
-    voice = stack.get(ComponentKind.VOICE)
-    preferences_redis = AsyncRedis.from_url(redis_url)
-    handler = ChatHandler(
-        stack[ComponentKind.LLM],
-        stack[ComponentKind.MEMORY],
-        HandlerConfig(
-            system_prompt=settings.system_prompt,
-            history_turns=settings.history_turns,
-            max_tokens=llm_settings.max_tokens,
-        ),
-        emotion=emotion,
-        voice=VoiceReplies(voice, VoicePreferences(preferences_redis)) if voice is not None else None,
-    )
 
-    async def stop_background() -> None:
-        flusher.stop()
-        process_switchboard.stop()
+    async def stop_runtime() -> None:
+        runtime.stop()
 
     return Stack(
         llm=stack[ComponentKind.LLM],
         memory=stack[ComponentKind.MEMORY],
-        voice=voice,
-        emotion=emotion,
-        handler=handler,
+        voice=stack.get(ComponentKind.VOICE),
+        emotion=stack[ComponentKind.EMOTION],
+        handler=stack[ComponentKind.HANDLER],
+        patches=runtime,
         closers=[
-            stop_background,
-            *_enhancement_closers(stack[ComponentKind.LLM]),
+            stop_runtime,
+            runtime.aclose,  # every enhancement's own resources, whatever its kind
             base_llm.aclose,
             memory.aclose,
             emotion.aclose,
@@ -118,21 +128,8 @@ async def build_stack(settings: Settings) -> Stack:
     )
 
 
-def _enhancement_closers(component: Any) -> list[Any]:
-    """``aclose`` of every patch enhancement in a layered component (layers expose ``enhancement``/``below``)."""
-    closers = []
-    while hasattr(component, "below"):
-        close = getattr(getattr(component, "enhancement", None), "aclose", None)
-        if close is not None:
-            closers.append(close)
-        component = component.below
-    return closers
-
-
 async def _warm_up(base_llm: Any, memory: Any) -> None:
     """Pay the one-time costs (importing litellm, the embedder's first pass) before the first message."""
-    import asyncio
-
     from workers.llm.client import LiteLLMClient
     from workers.llm.litellm_loader import load_litellm
 

@@ -104,16 +104,6 @@ async def test_summary_timeseries_and_exports(
     assert (await client.get("/admin/export", headers=AUTH, params={"format": "xlsx"})).status_code == 422
 
 
-def _patches_available() -> bool:
-    try:
-        from patches import control  # noqa: F401
-        from patches.registry import default_registry  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _patches_available(), reason="the patch framework (patches.control) has not landed yet")
 async def test_patch_routes_call_the_patch_framework(client: httpx.AsyncClient, redis_client) -> None:  # type: ignore[no-untyped-def]
     from patches.control import REGISTERED_KEY
 
@@ -138,6 +128,7 @@ async def test_patch_routes_call_the_patch_framework(client: httpx.AsyncClient, 
         await client.post("/admin/patches/demo_patch/rollout", headers=AUTH, json={"percent": 250})
     ).status_code == 422
     assert (await client.post("/admin/patches/demo_patch/disable", headers=AUTH)).json()["enabled"] is False
+    assert (await client.post("/admin/patches/not_installed/enable", headers=AUTH)).status_code == 404
     assert (await client.post("/admin/patches/no_such_patch/enable", headers=AUTH)).status_code == 404
 
 

@@ -47,6 +47,9 @@ async def test_dashboard_renders_real_data(
         "refusal_reason": "",
     }
     redis_client.hset(REGISTERED_KEY, "memory_enhancement", json.dumps(published))  # as a worker publishes it
+    broken = {"name": "half_installed", "kind": "?", "refused": True, "broken": True,
+              "refusal_reason": "broken: cannot load half_installed:SPEC: ImportError: no module"}  # fmt: skip
+    redis_client.hset(REGISTERED_KEY, "half_installed", json.dumps(broken))
     await writer.flush()
     settings = Settings(redis_url=redis_url, database_url=database_url, data_dir=data_dir, admin_token=TOKEN)
     async with serve(settings) as base, async_playwright() as playwright:
@@ -86,6 +89,7 @@ async def test_dashboard_renders_real_data(
         assert "memory_enhancement" in await page.inner_text("#table-rollouts")
         patch_row = await page.inner_text("#table-patches table")
         assert "memory_enhancement" in patch_row and "50 %" in patch_row
+        assert "half_installed" in patch_row and "cannot load half_installed:SPEC" in patch_row  # broken, with why
 
         # A download button fetches the export with the token.
         async with page.expect_download() as download_info:

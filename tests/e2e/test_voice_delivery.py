@@ -24,9 +24,9 @@ import redis
 
 from adapters.sim.common import SentRecord
 from adapters.sim.llm import SimulatorProcess, long_reply
+from patches.emotion_voice import DEFAULT_PRESETS
 from tests.e2e.harness import Cluster, wait_until
 from tests.e2e.platform_helpers import Platforms, queue_drained, running_platforms
-from workers.voice.emotion_voice import DEFAULT_PRESETS
 from workers.voice.engine import detect_engine
 from workers.voice.prosody import DURATION_TOLERANCE, F0_TOLERANCE, decode_to_pcm, measure
 from workers.voice.settings import VoiceSettings

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from patches.memory_enhancement import MemoryEnhancementConfig, MultiQueryMemory, WeightedQuery, derive_queries, fuse
 from workers.components import Recalled, RecallQuery, Scope, Turn
 from workers.memory import SqlMemory
-from workers.memory.enhanced import MultiQueryConfig, MultiQueryMemory, WeightedQuery, derive_queries, fuse
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -27,7 +27,7 @@ def _turn(message_id: str, text: str, *, seconds: float, author: str = "alice", 
 
 
 def test_the_message_is_always_the_first_query_and_the_bounds_hold() -> None:
-    config = MultiQueryConfig(query_weights={"message": 1.0, "context": 0.6, "entities": 0.5, "topics": 0.45})
+    config = MemoryEnhancementConfig(query_weights={"message": 1.0, "context": 0.6, "entities": 0.5, "topics": 0.45})
     recent = [Turn("c", "user", "We talked about the Lisbon trip", "alice")]
     message = "Did Caroline and Melanie enjoy the Lisbon pottery workshop?"
     queries = derive_queries(message, recent, config)
@@ -36,13 +36,13 @@ def test_the_message_is_always_the_first_query_and_the_bounds_hold() -> None:
     assert all(q.weight >= config.min_query_weight for q in queries)
     assert [q.weight for q in queries[1:]] == sorted((q.weight for q in queries[1:]), reverse=True)
     # Even a configuration that weighs the message under the floor keeps it: it is the anchor.
-    light = MultiQueryConfig(min_query_weight=0.95, query_weights={"message": 0.1, "entities": 0.9})
+    light = MemoryEnhancementConfig(min_query_weight=0.95, query_weights={"message": 0.1, "entities": 0.9})
     assert [q.kind for q in derive_queries("Did Caroline enjoy it?", recent, light)] == ["message"]
     assert derive_queries("   ", recent, config) == []
 
 
 def test_default_supporting_queries_are_only_the_recent_turns() -> None:
-    config = MultiQueryConfig()
+    config = MemoryEnhancementConfig()
     message = "Did Caroline and Melanie enjoy the Lisbon pottery workshop?"
     assert [q.kind for q in derive_queries(message, [], config)] == ["message"]
     recent = [Turn("c", "user", "We talked about the Lisbon trip", "alice")]
@@ -50,7 +50,7 @@ def test_default_supporting_queries_are_only_the_recent_turns() -> None:
 
 
 def test_supporting_hits_add_to_anchor_hits_but_never_outrank_a_strong_one() -> None:
-    config = MultiQueryConfig(neighbour_weight=0.0, author_boost=0.0, score_floor=0.0)
+    config = MemoryEnhancementConfig(neighbour_weight=0.0, author_boost=0.0, score_floor=0.0)
     anchor = WeightedQuery("message", "pottery class", 1.0)
     support = WeightedQuery("context", "kiln bowl pottery class", 0.6)
     strong, weak, only_support = (
@@ -73,7 +73,7 @@ def test_supporting_hits_add_to_anchor_hits_but_never_outrank_a_strong_one() -> 
 
 
 def test_a_turn_next_to_a_strong_hit_is_lifted_only_within_its_conversation_and_window() -> None:
-    config = MultiQueryConfig(author_boost=0.0, neighbour_weight=0.3, neighbour_window_s=60, score_floor=0.0)
+    config = MemoryEnhancementConfig(author_boost=0.0, neighbour_weight=0.3, neighbour_window_s=60, score_floor=0.0)
     anchor = WeightedQuery("message", "what did Alice name the puppy", 1.0)
     hits = [
         Recalled(_turn("puppy", "I adopted a puppy", seconds=0), 1.0),
@@ -86,7 +86,7 @@ def test_a_turn_next_to_a_strong_hit_is_lifted_only_within_its_conversation_and_
 
 
 def test_the_author_named_in_the_message_is_preferred_and_repeated_words_are_merged() -> None:
-    config = MultiQueryConfig(neighbour_weight=0.0, author_boost=0.2, score_floor=0.0)
+    config = MemoryEnhancementConfig(neighbour_weight=0.0, author_boost=0.2, score_floor=0.0)
     anchor = WeightedQuery("message", "What did Caroline paint?", 1.0)
     hits = [
         Recalled(_turn("m-paint", "I painted a lake", seconds=0, author="Melanie"), 0.8),
@@ -113,7 +113,7 @@ async def test_the_enhancement_finds_an_evidence_turn_the_base_ranks_lower(memor
     await memory.flush()
     query = RecallQuery("What is the name of the puppy Caroline adopted?", "c1", "alice", Scope.CHANNEL, limit=3)
     base = [r.turn.message_id for r in await memory.recall(query)]
-    enhanced_memory = MultiQueryMemory(memory, MultiQueryConfig())
+    enhanced_memory = MultiQueryMemory(memory, MemoryEnhancementConfig())
     enhanced = [r.turn.message_id for r in await enhanced_memory.recall(query)]
     assert "e2" not in base
     assert "e2" in enhanced
@@ -123,7 +123,7 @@ async def test_the_enhancement_finds_an_evidence_turn_the_base_ranks_lower(memor
 
 @pytest.mark.parametrize("fusion", ["weighted", "rrf"])
 async def test_enhanced_recall_passes_the_other_methods_through(memory: SqlMemory, fusion: str) -> None:
-    enhanced = MultiQueryMemory(memory, MultiQueryConfig(fusion=fusion))  # type: ignore[arg-type]
+    enhanced = MultiQueryMemory(memory, MemoryEnhancementConfig(fusion=fusion))  # type: ignore[arg-type]
     for i, words in enumerate(
         [
             "Caroline joined a pottery class in May",
@@ -150,7 +150,7 @@ async def test_enhanced_recall_passes_the_other_methods_through(memory: SqlMemor
 
 
 async def test_a_failure_below_surfaces_as_an_exception(memory: SqlMemory) -> None:
-    enhanced = MultiQueryMemory(memory)
+    enhanced = MultiQueryMemory(memory, MemoryEnhancementConfig())
     await enhanced.remember(Turn("c1", "user", "the garden needs watering", "alice"))
     await memory.flush()
     await memory.drop()  # the store loses its table: a real failure, not a simulated one

@@ -1,4 +1,4 @@
-"""``apply`` proves a patch before wrapping, refuses with a logged reason, and never raises."""
+"""``apply`` proves a patch before wrapping, refuses with a logged reason, closes what it built, and never raises."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import pytest
 
 from patches.conformance import check_conformance
 from patches.layer import PatchLayer, stack_of
-from patches.registry import PatchRegistry, make_apply_function
+from patches.runtime import PatchRuntime, make_apply_function
 from patches.spec import PatchConfig, PatchSpec
-from tests.unit.test_patch_toys import Behaviour, Runtime, ToyConfig, ToyLLM, llm_spec, request
+from tests.unit.test_patch_toys import Behaviour, ToyConfig, ToyLLM, llm_spec, request
 from workers.components import LLM, ComponentKind, EmotionReading, LLMRequest, LLMResult
 
 
-class SyncComplete:  # the seed's failure: a sync method where the interface is async
+class SyncComplete:  # what broke the wrappers this design replaces: a sync method where the interface is async
     def complete(self, request: LLMRequest) -> LLMResult:
         return LLMResult(text="sync", model="x")
 
@@ -43,7 +43,7 @@ async def smoke_expects_llm_result(enhancement: Any) -> None:
 
 
 def spec_with(enhancement: Any, **overrides: Any) -> PatchSpec:
-    return llm_spec("toy", layer_factory=lambda below, config, deps: enhancement, **overrides)
+    return llm_spec("toy", factory=lambda below, config, deps: enhancement, **overrides)
 
 
 @pytest.mark.parametrize(
@@ -55,76 +55,106 @@ def spec_with(enhancement: Any, **overrides: Any) -> PatchSpec:
         (ReturnsTheWrongThing(), "smoke check failed: TypeError: complete returned str"),
     ],
 )
-def test_apply_refuses_a_non_conforming_layer(
+async def test_apply_refuses_a_non_conforming_layer(
     enhancement: Any, expected: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    registry = PatchRegistry()
+    runtime = PatchRuntime()
     base = ToyLLM()
     spec = spec_with(enhancement, smoke=smoke_expects_llm_result)
-    with caplog.at_level(logging.WARNING, logger="patches.registry"):
-        result = registry.apply(spec, base, ToyConfig(enabled=True), **Runtime().options())
+    with caplog.at_level(logging.WARNING, logger="patches.runtime"):
+        result = await runtime.apply(spec, base, ToyConfig(enabled=True))
     assert result is base
-    assert expected in registry.refusals["toy"].reason
+    assert expected in runtime.refusals["toy"].reason
     assert any("patch toy not applied" in r.getMessage() and expected in r.getMessage() for r in caplog.records)
 
 
-async def test_apply_async_refuses_the_wrong_result_on_the_callers_loop() -> None:
-    registry = PatchRegistry()
-    base = ToyLLM()
-    spec = spec_with(ReturnsTheWrongThing(), smoke=smoke_expects_llm_result)
-    assert await registry.apply_async(spec, base, ToyConfig(enabled=True), **Runtime().options()) is base
-    assert "TypeError" in registry.refusals["toy"].reason
-
-
-def test_apply_never_raises_even_if_the_factory_does(caplog: pytest.LogCaptureFixture) -> None:
+async def test_apply_never_raises_even_if_the_factory_does(caplog: pytest.LogCaptureFixture) -> None:
     def explode(below: Any, config: Any, deps: Any) -> Any:
         raise RuntimeError("factory bug")
 
-    registry = PatchRegistry()
+    runtime = PatchRuntime()
     base = ToyLLM()
     with caplog.at_level(logging.WARNING):
-        assert registry.apply(llm_spec("toy", layer_factory=explode), base, ToyConfig(enabled=True)) is base
-    assert "RuntimeError: factory bug" in registry.refusals["toy"].reason
+        assert await runtime.apply(llm_spec("toy", factory=explode), base, ToyConfig(enabled=True)) is base
+    assert "RuntimeError: factory bug" in runtime.refusals["toy"].reason
 
 
-def test_apply_refuses_a_failed_prerequisite_and_missing_dependencies() -> None:
-    registry = PatchRegistry()
+async def test_apply_refuses_a_failed_prerequisite_and_missing_dependencies() -> None:
+    runtime = PatchRuntime()
     base = ToyLLM()
     needs_key = llm_spec("toy", prerequisite=lambda config, deps: "no API key configured")
-    assert registry.apply(needs_key, base, ToyConfig(enabled=True)) is base
-    assert registry.refusals["toy"].reason == "prerequisite not met: no API key configured"
+    assert await runtime.apply(needs_key, base, ToyConfig(enabled=True)) is base
+    assert runtime.refusals["toy"].reason == "prerequisite not met: no API key configured"
     needs_emotion = llm_spec("toy2", deps=("emotion",))
-    assert registry.apply(needs_emotion, base, ToyConfig(enabled=True)) is base
-    assert registry.refusals["toy2"].reason == "missing dependencies: emotion"
+    assert await runtime.apply(needs_emotion, base, ToyConfig(enabled=True)) is base
+    assert runtime.refusals["toy2"].reason == "missing dependencies: emotion"
 
 
-def test_apply_refuses_a_base_that_does_not_implement_the_interface() -> None:
-    registry = PatchRegistry()
+async def test_apply_refuses_a_base_that_does_not_implement_the_interface() -> None:
+    runtime = PatchRuntime()
     base = SyncComplete()
-    assert registry.apply(llm_spec("toy"), base, ToyConfig(enabled=True)) is base
-    assert "the component below does not implement LLM" in registry.refusals["toy"].reason
+    assert await runtime.apply(llm_spec("toy"), base, ToyConfig(enabled=True)) is base
+    assert "the component below does not implement LLM" in runtime.refusals["toy"].reason
+
+
+class Closable:
+    def __init__(self, below: Any) -> None:
+        self.below = below
+        self.closed = 0
+
+    async def complete(self, request: LLMRequest) -> LLMResult:
+        return await self.below.complete(request)
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+async def test_an_enhancement_refused_after_it_was_built_is_closed_and_an_applied_one_at_shutdown() -> None:
+    built: list[Closable] = []
+
+    def factory(below: Any, config: Any, deps: Any) -> Closable:
+        built.append(Closable(below))
+        return built[-1]
+
+    async def failing_smoke(enhancement: Any) -> None:
+        raise RuntimeError("smoke says no")
+
+    runtime = PatchRuntime()
+    assert (
+        await runtime.apply(llm_spec("refused", factory=factory, smoke=failing_smoke), ToyLLM(), ToyConfig())
+        is not None
+    )
+    assert built[0].closed == 1  # refused after the factory ran: its resources are not leaked
+    layer = await runtime.apply(llm_spec("kept", factory=factory), ToyLLM(), ToyConfig(enabled=True))
+    assert isinstance(layer, PatchLayer)
+    assert built[1].closed == 0
+    await runtime.aclose()
+    assert built[1].closed == 1
 
 
 async def test_a_patch_disabled_by_config_is_still_wrapped_so_it_can_be_switched_on() -> None:
-    registry = PatchRegistry()
-    layer = registry.apply(llm_spec("toy"), ToyLLM(), ToyConfig(enabled=False), **Runtime().options())
+    runtime = PatchRuntime()
+    layer = await runtime.apply(llm_spec("toy"), ToyLLM(), ToyConfig(enabled=False))
     assert isinstance(layer, PatchLayer)
     assert (await layer.complete(request("x"))).text == "base: x"
-    assert "toy" not in registry.refusals
+    assert "toy" not in runtime.refusals
 
 
-async def test_apply_function_in_the_seed_style_stacks_layers_that_conform() -> None:
-    registry = PatchRegistry()
-    runtime = Runtime()
+async def test_apply_functions_stack_layers_that_conform() -> None:
+    runtime = PatchRuntime()
     first = llm_spec("first", Behaviour())
     second = llm_spec("second", Behaviour())
-    apply_first = make_apply_function(first, registry)
+    apply_first = make_apply_function(first)
+    apply_second = make_apply_function(second)
     assert apply_first.__name__ == "apply_first_patch"
-    component = apply_first(ToyLLM(), ToyConfig(enabled=True))
-    component = registry.apply(second, component, ToyConfig(enabled=True), **runtime.options())
+    component = await apply_first(ToyLLM(), ToyConfig(enabled=True))  # a runtime of its own: config decides
+    component = await apply_second(component, ToyConfig(enabled=True), runtime=runtime)
     assert stack_of(component) == ["second", "first", "ToyLLM"]
     assert check_conformance(component, LLM) == []
     assert (await component.complete(request("x"))).text == "second(first(base: x))"
+    assert runtime.stats.patches["second"].calls == 1 and "first" not in runtime.stats.patches
+    broken = await apply_second(SyncComplete(), ToyConfig(enabled=True))
+    assert isinstance(broken, SyncComplete)  # refused, never raised
 
 
 def test_conformance_checks_async_both_ways_and_required_parameters() -> None:
@@ -156,7 +186,7 @@ class EnvConfig(PatchConfig, patch="unit_env_patch", default_enabled=True):
     max_queries: int = 3
 
 
-def test_patch_config_reads_the_seed_switch_env_and_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_patch_config_reads_the_enable_switch_env_and_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     toml = tmp_path / "patchbay.toml"
     toml.write_text("[patches.unit_env_patch]\nmax_queries = 5\nrollout_percent = 40\ntimeout_s = 2.5\n")
     monkeypatch.setenv("PATCHBAY_CONFIG", str(toml))
@@ -178,6 +208,11 @@ def test_a_spec_naming_a_method_the_interface_lacks_fails_at_import() -> None:
             kind=ComponentKind.LLM,
             interface=LLM,
             config_cls=ToyConfig,
-            layer_factory=lambda below, config, deps: below,
+            factory=lambda below, config, deps: below,
             enhances=("generate",),
         )
+    with pytest.raises(ValueError, match="both above and below"):
+        llm_spec("bad", above=("x",), below=("x",))
+    with pytest.raises(ValueError, match="kind"):
+        llm_spec("bad", kind="not a kind")
+    assert llm_spec("fine", kind=ComponentKind.LLM).kind == "llm" and type(llm_spec("f").kind) is str

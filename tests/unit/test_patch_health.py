@@ -9,10 +9,8 @@ import pytest
 
 from patches.context import call_context
 from patches.health import HealthMonitor, HealthState
-from patches.layer import build_layer
-from patches.metrics import ProcessStats
-from patches.switches import SwitchBoard
-from tests.unit.test_patch_toys import Behaviour, ToyConfig, ToyEnhancement, ToyLLM, llm_spec, request
+from patches.runtime import PatchRuntime
+from tests.unit.test_patch_toys import Behaviour, ToyConfig, ToyLLM, layer_over, llm_spec, request
 
 
 class Clock:
@@ -35,15 +33,8 @@ async def test_a_failing_patch_is_disabled_then_probed_back_on(caplog: pytest.Lo
     clock = Clock()
     behaviour = Behaviour(mode="raise")
     health = HealthMonitor(now=clock)
-    base = ToyLLM()
-    layer = build_layer(
-        llm_spec("flaky", behaviour),
-        ToyConfig(enabled=True, **HEALTH),
-        base,
-        ToyEnhancement(base, "flaky", behaviour),
-        switches=SwitchBoard(),
-        health=health,
-        stats=ProcessStats(),
+    layer = layer_over(
+        llm_spec("flaky", behaviour), ToyConfig(enabled=True, **HEALTH), ToyLLM(), PatchRuntime(health=health)
     )
     monitor = health.get("flaky")
     assert monitor is not None
@@ -106,3 +97,16 @@ def test_old_failures_leave_the_sliding_window() -> None:
     assert health.state is HealthState.OK  # 6 of 12 is at the limit, not past it
     health.record(False)
     assert health.state is HealthState.AUTO_DISABLED  # 7 of 13
+
+
+def test_a_success_in_the_newest_bucket_is_counted_on_the_fast_path() -> None:
+    clock = Clock()
+    health = HealthMonitor(now=clock).track("p", ToyConfig(**HEALTH))
+    health.record_ok()  # the first call opens a bucket through the locked path
+    for _ in range(5):
+        health.record_ok()
+    clock.now += 3.0  # the next bucket (60 s / 20)
+    health.record_ok()
+    health.record(False)
+    snapshot = health.snapshot()
+    assert (snapshot.calls, snapshot.failures) == (8, 1)

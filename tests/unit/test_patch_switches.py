@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from gateway.embedded_redis import EmbeddedRedis
-from patches.switches import Switch, SwitchBoard, clear_sync, set_enabled_sync, set_rollout_sync
+from patches.switches import Switch, SwitchBoard, clear, set_enabled, set_rollout
 
 DEADLINE_S = 10.0  # generous: the requirement is 2 s, this only bounds a broken test
 
@@ -23,14 +23,13 @@ DEADLINE_S = 10.0  # generous: the requirement is 2 s, this only bounds a broken
 # printing what the layer answers whenever that changes.
 CHILD = """
 import asyncio, sys
-from patches.layer import build_layer
-from patches.switches import process_switchboard
-from tests.unit.test_patch_toys import Behaviour, ToyConfig, ToyEnhancement, ToyLLM, llm_spec, request
+from patches.runtime import PatchRuntime
+from tests.unit.test_patch_toys import ToyConfig, ToyLLM, llm_spec, request
 
 async def main():
-    base = ToyLLM()
-    layer = build_layer(llm_spec("toy"), ToyConfig(enabled=True), base, ToyEnhancement(base, "toy", Behaviour()))
-    process_switchboard.start_background_thread(sys.argv[1], interval_s=0.5)
+    runtime = PatchRuntime()
+    runtime.start(sys.argv[1], poll_interval_s=0.5, prometheus=None)
+    layer = await runtime.apply(llm_spec("toy"), ToyLLM(), ToyConfig(enabled=True))
     last = None
     while True:
         text = (await layer.complete(request("x"))).text
@@ -88,24 +87,24 @@ def test_a_switch_written_here_reaches_a_running_second_process(
     redis_client: redis.Redis, child_output: Callable[[str], None]
 ) -> None:
     child_output("toy(base: x)")  # enabled by config
-    set_enabled_sync(redis_client, "toy", False)
+    set_enabled(redis_client, "toy", False)
     child_output("base: x")
-    clear_sync(redis_client, "toy")  # back to the config: enabled
+    clear(redis_client, "toy")  # back to the config: enabled
     child_output("toy(base: x)")
-    set_rollout_sync(redis_client, "toy", 0)  # the child's user is outside a 0% rollout
+    set_rollout(redis_client, "toy", 0)  # the child's user is outside a 0% rollout
     child_output("base: x")
 
 
 def test_the_board_reads_the_hash_only_when_the_version_moves(redis_client: redis.Redis) -> None:
     board = SwitchBoard()
     assert board.refresh_once(redis_client) is False  # nothing stored yet
-    set_enabled_sync(redis_client, "a", False)
-    set_rollout_sync(redis_client, "a", 25)
+    set_enabled(redis_client, "a", False)
+    set_rollout(redis_client, "a", 25)
     assert board.refresh_once(redis_client) is True
     assert board.get("a") == Switch(enabled=False, rollout_percent=25.0)
     assert board.refresh_once(redis_client) is False
     with pytest.raises(ValueError, match="between 0 and 100"):
-        set_rollout_sync(redis_client, "a", 101)
+        set_rollout(redis_client, "a", 101)
 
 
 def wait_until(condition: Callable[[], bool]) -> None:
@@ -121,7 +120,7 @@ def test_the_last_known_switches_survive_a_redis_outage(tmp_path: Path, caplog: 
     board = SwitchBoard()
     try:
         writer = redis.Redis.from_url(server.url)
-        set_enabled_sync(writer, "toy", False)
+        set_enabled(writer, "toy", False)
         writer.close()
         with caplog.at_level(logging.INFO, logger="patches.switches"):
             board.start_background_thread(server.url, interval_s=0.02)
@@ -138,20 +137,3 @@ def test_the_last_known_switches_survive_a_redis_outage(tmp_path: Path, caplog: 
     finally:
         board.stop()
         server.stop()
-
-
-async def test_the_asyncio_refresh_loop_sees_writes(redis_url: str, redis_client: redis.Redis) -> None:
-    import asyncio
-
-    board = SwitchBoard()
-    task = asyncio.create_task(board.refresh_forever(redis_url, interval_s=0.02))
-    try:
-        set_enabled_sync(redis_client, "toy", True)
-        deadline = time.monotonic() + DEADLINE_S
-        while board.get("toy") != Switch(enabled=True):
-            assert time.monotonic() < deadline, "the async refresh loop never saw the switch"
-            await asyncio.sleep(0.02)
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task

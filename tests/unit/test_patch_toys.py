@@ -1,7 +1,7 @@
 """Toy base components and patches shared by the patch framework tests (this module holds no tests).
 
 The toys implement the real Protocols of ``workers.components``; every test builds its own
-``SwitchBoard`` / ``HealthMonitor`` / ``ProcessStats`` so no state leaks between tests.
+``PatchRuntime`` (switches, health, stats) so no state leaks between tests.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from patches.health import HealthMonitor
-from patches.metrics import ProcessStats
+from patches.layer import build_layer
+from patches.runtime import PatchRuntime
 from patches.spec import PatchConfig, PatchSpec
-from patches.switches import SwitchBoard
 from workers.components import LLM, ComponentKind, LLMRequest, LLMResult, Memory, Recalled, RecallQuery, Turn
 
 
@@ -30,9 +29,13 @@ class ToyLLM:
 
 
 class BrokenLLM:
-    """A base that fails on its own: a layer above must not hide this."""
+    """A base that fails on its own: a layer above must not hide this, nor be blamed for it."""
+
+    def __init__(self) -> None:
+        self.calls = 0
 
     async def complete(self, request: LLMRequest) -> LLMResult:
+        self.calls += 1
         raise ConnectionError("the base provider is down")
 
 
@@ -95,7 +98,8 @@ def llm_spec(
     behaviour: Behaviour | None = None,
     *,
     requires: tuple[str, ...] = (),
-    before: tuple[str, ...] = (),
+    above: tuple[str, ...] = (),
+    below: tuple[str, ...] = (),
     **overrides: Any,
 ) -> PatchSpec:
     shared = behaviour if behaviour is not None else Behaviour()
@@ -108,10 +112,11 @@ def llm_spec(
         "kind": ComponentKind.LLM,
         "interface": LLM,
         "config_cls": ToyConfig,
-        "layer_factory": factory,
+        "factory": factory,
         "enhances": ("complete",),
         "requires": requires,
-        "before": before,
+        "above": above,
+        "below": below,
         "validate": reject_empty,
         "description": f"toy patch {name}",
     }
@@ -122,27 +127,20 @@ def request(text: str = "hi", user_id: str | None = "u1") -> LLMRequest:
     return LLMRequest(messages=[{"role": "user", "content": text}], user_id=user_id)
 
 
-@dataclass
-class Runtime:
-    """A private switchboard, health monitor and stats for one test."""
-
-    switches: SwitchBoard = field(default_factory=SwitchBoard)
-    health: HealthMonitor = field(default_factory=HealthMonitor)
-    stats: ProcessStats = field(default_factory=ProcessStats)
-
-    def options(self) -> dict[str, Any]:
-        return {"switches": self.switches, "health": self.health, "stats": self.stats}
+def layer_over(spec: PatchSpec, config: PatchConfig, base: Any, runtime: PatchRuntime) -> Any:
+    """``spec``'s layer over ``base`` in ``runtime``, without apply's checks (what layer tests want)."""
+    return build_layer(spec, config, base, switches=runtime.switches, health=runtime.health, stats=runtime.stats)
 
 
 __all__ = [
     "Behaviour",
     "BrokenLLM",
     "Memory",
-    "Runtime",
     "ToyConfig",
     "ToyEnhancement",
     "ToyLLM",
     "ToyMemory",
+    "layer_over",
     "llm_spec",
     "reject_empty",
     "request",

@@ -11,9 +11,10 @@ import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bench import emotion_goemotions
+from patches.emotion_tone import EmotionToneConfig, ToneGuidedLLM
 from tests.voice.helpers import RecordingLLM, closed_port_url, reading
 from workers.components import LLMRequest
-from workers.emotion import EMOTIONS, EmotionManager, EmotionSettings, LexiconEmotionClassifier, ToneGuidedLLM
+from workers.emotion import EMOTIONS, EmotionManager, EmotionSettings, LexiconEmotionClassifier
 
 HALF_LIFE = 100.0
 
@@ -99,13 +100,13 @@ async def test_every_worker_sees_the_same_state(redis_url: str, redis_client: re
         EmotionManager(redis_url, settings=settings, clock=clock) as first,
         EmotionManager(redis_url, settings=settings, clock=clock) as second,
     ):
-        await first.read_and_observe("u3", "Thank you so much, this is wonderful!")
+        await first.observe("u3", await first.read("Thank you so much, this is wonderful!"))
         assert (await second.state("u3")).label == "joy"
 
 
 async def test_tone_guidance_line_follows_the_state(manager: EmotionManager) -> None:
     below = RecordingLLM()
-    llm = ToneGuidedLLM(below, manager)
+    llm = ToneGuidedLLM(below, EmotionToneConfig(), manager)
     messages = [{"role": "system", "content": "be nice"}, {"role": "user", "content": "hi"}]
 
     await llm.complete(LLMRequest(messages=messages, user_id="calm-user"))
@@ -123,7 +124,7 @@ async def test_tone_guidance_raises_when_emotion_fails() -> None:
     below = RecordingLLM()
     async with EmotionManager(closed_port_url()) as broken:
         with pytest.raises(RedisConnectionError):
-            await ToneGuidedLLM(below, broken).complete(LLMRequest(messages=[], user_id="u"))
+            await ToneGuidedLLM(below, EmotionToneConfig(), broken).complete(LLMRequest(messages=[], user_id="u"))
     assert below.requests == []
 
 

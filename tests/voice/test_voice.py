@@ -11,15 +11,13 @@ import redis
 from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from patches.emotion_voice import EmotionAwareVoice, EmotionVoiceConfig, Prosody
 from tests.voice.helpers import RecordingVoice, closed_port_url, reading
 from workers.components import Audio, VoiceStyle
 from workers.emotion import EmotionManager
 from workers.voice import (
-    EmotionAwareVoice,
-    EmotionVoiceConfig,
     EspeakVoice,
     LiteLLMSpeechVoice,
-    Prosody,
     Transcriber,
     TranscriptionUnavailable,
     VoiceSettings,
@@ -75,7 +73,7 @@ async def test_text_starting_with_a_dash_is_spoken_not_parsed(espeak: EspeakVoic
 async def test_pitch_and_speed_move_by_the_configured_factors(espeak: EspeakVoice, emotions: EmotionManager) -> None:
     baseline_audio = await espeak.speak(SENTENCE, VoiceStyle())
     baseline = await measure(baseline_audio.data, baseline_audio.mime_type)
-    voice = EmotionAwareVoice(espeak, emotions)
+    voice = EmotionAwareVoice(espeak, EmotionVoiceConfig(), emotions)
     for emotion, expected in (("joy", Prosody(1.1, 1.05)), ("sadness", Prosody(0.9, 0.95))):
         await emotions.observe(f"user-{emotion}", reading(emotion))
         audio = await voice.speak(SENTENCE, VoiceStyle(user_id=f"user-{emotion}"))
@@ -106,7 +104,9 @@ async def test_state_maps_to_the_configured_prosody(
 ) -> None:
     below = RecordingVoice()
     await emotions.observe("u", reading(emotion))
-    await EmotionAwareVoice(below, emotions).speak("hi", VoiceStyle(user_id="u", pitch=1.0, speed=1.0))
+    await EmotionAwareVoice(below, EmotionVoiceConfig(), emotions).speak(
+        "hi", VoiceStyle(user_id="u", pitch=1.0, speed=1.0)
+    )
     (style,) = below.styles
     assert (style.pitch, style.speed, style.emotion) == (pytest.approx(pitch), pytest.approx(speed), preset)
 
@@ -117,7 +117,7 @@ async def test_mapping_is_configurable_and_multiplies_the_callers_style(emotions
         presets={"bright": Prosody(1.5, 1.25)}, emotion_to_preset={"joy": "bright"}, min_confidence=0.0
     )
     await emotions.observe("u", reading("joy"))
-    await EmotionAwareVoice(below, emotions, config).speak("hi", VoiceStyle(user_id="u", pitch=1.2, speed=0.8))
+    await EmotionAwareVoice(below, config, emotions).speak("hi", VoiceStyle(user_id="u", pitch=1.2, speed=0.8))
     assert (below.styles[0].pitch, below.styles[0].speed) == (pytest.approx(1.8), pytest.approx(1.0))
 
 
@@ -130,13 +130,13 @@ async def test_emotion_failure_raises_so_the_framework_falls_back() -> None:
     below = RecordingVoice()
     async with EmotionManager(closed_port_url()) as broken:
         with pytest.raises(RedisConnectionError):
-            await EmotionAwareVoice(below, broken).speak("hi", VoiceStyle(user_id="u"))
+            await EmotionAwareVoice(below, EmotionVoiceConfig(), broken).speak("hi", VoiceStyle(user_id="u"))
     assert below.styles == []  # nothing spoken with a half-applied style
 
 
 async def test_without_a_user_the_style_is_unchanged(emotions: EmotionManager) -> None:
     below = RecordingVoice()
-    await EmotionAwareVoice(below, emotions).speak("hi", VoiceStyle(pitch=1.3))
+    await EmotionAwareVoice(below, EmotionVoiceConfig(), emotions).speak("hi", VoiceStyle(pitch=1.3))
     assert below.styles[0].pitch == 1.3 and below.styles[0].emotion is None
 
 

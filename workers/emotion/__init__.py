@@ -4,7 +4,6 @@ from workers.emotion.classifier import LexiconEmotionClassifier
 from workers.emotion.labels import EMOTIONS, NEUTRAL
 from workers.emotion.manager import EmotionManager
 from workers.emotion.settings import EmotionSettings
-from workers.emotion.tone import ToneConfig, ToneGuidedLLM
 
 __all__ = [
     "EMOTIONS",
@@ -12,6 +11,4 @@ __all__ = [
     "EmotionManager",
     "EmotionSettings",
     "LexiconEmotionClassifier",
-    "ToneConfig",
-    "ToneGuidedLLM",
 ]

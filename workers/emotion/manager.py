@@ -50,10 +50,6 @@ class EmotionManager:
     async def observe(self, user_id: str, reading: EmotionReading) -> EmotionReading:
         return await self._store.observe(user_id, reading)
 
-    async def read_and_observe(self, user_id: str, text: str) -> EmotionReading:
-        """The worker's one call per inbound message: classify it and fold it into the user's state."""
-        return await self.observe(user_id, await self.read(text))
-
     async def forget_user(self, user_id: str) -> None:
         await self._store.forget(user_id)
 

@@ -4,7 +4,7 @@ Each remote provider is its own model group, so the Router applies to it alone w
 retries by error type with exponential backoff and jitter (``Retry-After`` honoured on 429), a
 per-attempt timeout, and cooldowns after ``allowed_fails`` failures. With a Redis URL the cooldowns
 live in Redis, so every worker process agrees a provider is down. Walking the chain from one group
-to the next is done by ``ResilientLLM`` itself so that each provider's error is kept for the record.
+to the next is done by ``patches.llm_resilience.ResilientLLM`` itself so that each provider's error is kept for the record.
 
 litellm's Router runs on a native (Rust) runtime whose threads do not survive ``fork``: build it
 in the worker process, after the fork, on first use (``ProcessLocalRouter``).

@@ -1,7 +1,6 @@
-"""Voice output (espeak-ng offline, or litellm speech), voice input, preferences and the emotion-aware layer."""
+"""Voice output (espeak-ng offline, or litellm speech), voice input and preferences (the emotion-aware voice is the patch ``patches.emotion_voice``)."""
 
 from workers.voice.cloud import LiteLLMSpeechVoice
-from workers.voice.emotion_voice import EmotionAwareVoice, EmotionVoiceConfig, Prosody
 from workers.voice.engine import INSTALL_HINT, detect_engine
 from workers.voice.espeak import EspeakVoice
 from workers.voice.factory import build_base_voice
@@ -13,11 +12,8 @@ from workers.voice.transcribe import VOICE_INPUT_NOT_SET_UP, Transcriber, Transc
 __all__ = [
     "INSTALL_HINT",
     "VOICE_INPUT_NOT_SET_UP",
-    "EmotionAwareVoice",
-    "EmotionVoiceConfig",
     "EspeakVoice",
     "LiteLLMSpeechVoice",
-    "Prosody",
     "Transcriber",
     "TranscriptionUnavailable",
     "VoiceError",

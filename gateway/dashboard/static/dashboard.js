@@ -213,14 +213,16 @@ function drawPatches(patches, summary) {
       p.name, p.kind, p.enabled ? "yes" : "no", `${fmt(p.rollout_percent)} %`, health,
       fmt(p.calls), `${fmt(errorRate * 100, 1)} %`, `${fmt(p.fallback_rate * 100, 1)} %`,
       byName[p.name] ? `${fmt((byName[p.name].fallback_rate || 0) * 100, 1)} %` : "–",
+      fmt(p.below_failed || 0),
       p.refused ? p.refusal_reason : "",
     ];
   });
+  // "below failed": calls the layer under the patch failed; propagated and never charged to the patch.
   table(
     document.getElementById("table-patches"),
-    ["patch", "kind", "enabled", "rollout", "health", "calls", "errors", "fallbacks (live)", "fallbacks (range)", "refused"],
+    ["patch", "kind", "enabled", "rollout", "health", "calls", "errors", "fallbacks (live)", "fallbacks (range)", "below failed", "refused / broken"],
     rows,
-    [3, 5, 6, 7, 8],
+    [3, 5, 6, 7, 8, 9],
     "no patches registered yet (workers publish theirs when they start)",
   );
 }
