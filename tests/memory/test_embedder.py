@@ -59,3 +59,7 @@ def test_the_local_embedder_needs_no_network() -> None:
     )
     assert done.returncode == 0, done.stderr + done.stdout
     assert done.stdout.strip() == "(1, 384)"
+
+
+def test_every_embedder_of_a_process_shares_one_copy_of_the_weights() -> None:
+    assert MiniLMEmbedder()._model is MiniLMEmbedder()._model  # 90 MB once, however many memories are built

