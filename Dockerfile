@@ -8,7 +8,7 @@ COPY gateway gateway
 COPY workers workers
 COPY patches patches
 COPY adapters adapters
-# Portable llama.cpp build (NOTES: the native build crashes on some x86-64 CPUs).
+# Portable llama.cpp build: the native one crashes on some x86-64 CPUs (docs/decisions.md, "Packaging").
 ARG CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 RUN CMAKE_ARGS="$CMAKE_ARGS" pip install --no-cache-dir .
 ENV PATCHBAY_DATA_DIR=/data PATCHBAY_HTTP_HOST=0.0.0.0

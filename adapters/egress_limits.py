@@ -9,7 +9,7 @@ a decision is a handful of GETs and SETs inside the script and no lists grow.
 A 429 from the platform sets a shared pause (per platform, or per chat) that every worker's next
 ``acquire`` honours, so one worker's rate-limit answer slows all of them down.
 
-Rates follow NOTES §2: Telegram about 1 msg/s per chat, 30/s overall and 20/min per group;
+Rates follow the platforms' limits (docs/decisions.md, "Platform limits"): Telegram about 1 msg/s per chat, 30/s overall and 20/min per group;
 Discord 50 requests/s global; Slack about 1 msg/s per channel.
 """
 

@@ -60,7 +60,7 @@ class EmbeddedRedis:
             "--unixsocket", str(self.socket),
             "--unixsocketperm", "700",
             "--dir", str(self.directory),
-            "--maxmemory-policy", "noeviction",  # never drop queued messages (NOTES §4)
+            "--maxmemory-policy", "noeviction",  # never drop queued messages (docs/decisions.md)
             "--loglevel", "warning",
             "--logfile", str(self.directory / "redis.log"),
         ]  # fmt: skip

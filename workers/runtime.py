@@ -2,7 +2,7 @@
 
 Celery has no asyncio pool, so the worker runs the threads pool and each task hands its coroutine
 to this loop and waits. One loop per process keeps litellm's and redis' connection pools valid
-(NOTES §3: repeated ``asyncio.run`` with shared httpx pools gives "Event loop is closed") and lets
+(repeated ``asyncio.run`` with shared httpx pools gives "Event loop is closed": docs/decisions.md) and lets
 a single process keep hundreds of conversations in flight while each LLM call awaits I/O.
 """
 

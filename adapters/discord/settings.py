@@ -42,7 +42,7 @@ class DiscordSettings(PatchbaySettings):
         return value
 
     def point_library_here(self) -> None:
-        """discord.py reads its endpoints from class attributes: the documented way to move them (NOTES §2)."""
+        """discord.py reads its endpoints from class attributes: the documented way to move them (docs/decisions.md)."""
         import discord.gateway
         import discord.http
         import yarl

@@ -3,7 +3,7 @@
 REST at ``{origin}/api/v10`` (set ``discord.http.Route.BASE``): ``GET /users/@me``,
 ``GET /oauth2/applications/@me``, ``GET /gateway``, ``POST /channels/{id}/messages`` (JSON, or multipart
 with ``payload_json`` and ``files[n]``). A 429 has a ``Via`` header and the body
-``{"message", "retry_after", "global"}``, which is what makes discord.py retry it (NOTES §2).
+``{"message", "retry_after", "global"}``, which is what makes discord.py retry it (docs/decisions.md).
 
 Gateway at ``ws://{host}:{port}/gateway`` (set ``DiscordWebSocket.DEFAULT_GATEWAY``): HELLO,
 heartbeat/ACK, IDENTIFY (token checked: close 4004; intents recorded), READY, GUILD_CREATE, then

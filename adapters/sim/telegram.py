@@ -1,7 +1,7 @@
 """A local Telegram Bot API: enough of it for python-telegram-bot to poll, receive webhooks and send.
 
 Requests are ``POST /bot<token>/<method>`` with form or multipart bodies whose non-string values
-are JSON-encoded (NOTES §2); answers are ``{"ok": true, "result": ...}`` or the real error shape
+are JSON-encoded (docs/decisions.md, "Platform limits"); answers are ``{"ok": true, "result": ...}`` or the real error shape
 ``{"ok": false, "error_code": n, "description": ..., "parameters": {"retry_after": s}}``.
 Point the library at it with ``base_url=f"{sim.base_url}/bot"`` and ``base_file_url=f"{sim.base_url}/file/bot"``.
 

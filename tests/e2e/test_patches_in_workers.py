@@ -69,7 +69,9 @@ def test_emotion_tone_reaches_a_slow_model_once_per_message(make_cluster: Any, s
         systems = [m["content"] for m in prompt if m["role"] == "system"]
         assert JOY_LINE in systems, prompt  # the tone line reached the model's prompt
         assert prompt[-1] == {"role": "user", "content": text}
-    [tone] = [s for s in control.list_patches(redis.Redis.from_url(cluster.env["REDIS_URL"])) if s.name == "emotion_tone"]
+    [tone] = [
+        s for s in control.list_patches(redis.Redis.from_url(cluster.env["REDIS_URL"])) if s.name == "emotion_tone"
+    ]
     assert (tone.enabled, tone.errors, tone.fallbacks, tone.health) == (True, 0, 0, "ok")
 
 

@@ -27,7 +27,11 @@ ALL = ["email", "card", "iban", "phone"]
         ("card 4111 1111 1111 1111.", "card [card number removed].", {"card": 1}),
         ("card 4111-1111-1111-1111", "card [card number removed]", {"card": 1}),
         ("iban GB82 WEST 1234 5698 7654 32", "iban [IBAN removed]", {"iban": 1}),
-        ("call +44 20 7946 0958 or (020) 7946-0958", "call [phone number removed] or [phone number removed]", {"phone": 2}),
+        (
+            "call +44 20 7946 0958 or (020) 7946-0958",
+            "call [phone number removed] or [phone number removed]",
+            {"phone": 2},
+        ),
         # Left alone: not a card (fails Luhn) and not half of it read as a phone; dates, prices, ids.
         ("order 1234 5678 9012 3456", "order 1234 5678 9012 3456", {}),
         ("meet on 2024-05-01 at 10:30, it costs 1,299.00", "meet on 2024-05-01 at 10:30, it costs 1,299.00", {}),

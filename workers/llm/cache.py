@@ -1,6 +1,6 @@
 """A small response cache in Redis for whole chats, any number of turns.
 
-litellm's own cache skips chats of more than 4 messages (NOTES §3), which is every real
+litellm's own cache skips chats of more than 4 messages (docs/decisions.md, "litellm"), which is every real
 conversation with history, so Patchbay keeps its own. The key (documented in docs/llm.md):
 
     <namespace>:v1:<sha256 of canonical JSON of

@@ -67,7 +67,7 @@ class LiteLLMClient:
         return result_from_response(response, self.model, (time.perf_counter() - started) * 1000)
 
     async def aclose(self) -> None:
-        """Close litellm's pooled HTTP clients of this event loop (before the loop ends, NOTES §3)."""
+        """Close litellm's pooled HTTP clients of this event loop (before the loop ends: docs/decisions.md, "The event loop")."""
         litellm = load_litellm()
         await litellm.close_litellm_async_clients()
 
