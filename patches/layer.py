@@ -17,8 +17,9 @@ A handle used outside a guarded call passes straight through. For each guarded c
   It is traced ``below_failed`` and counted as such, never charged to the patch, never fed to its
   health, never retried here: the operator sees where the outage is;
 - the time budget (``timeout_s``) covers the enhancement's own work only: while a call below is in
-  flight the deadline stands still, and it moves on by the time spent there. One timer handle per
-  call; a call below only re-arms it when the deadline came due while it was in flight;
+  flight the deadline stands still, and it moves on by the time spent there. A timer is armed only
+  when the enhancement waits on something of its own, so a call that only waits on the layer below
+  schedules none;
 - on the enhancement's own failure (exception, timeout, rejected result) the layer below answers,
   but is called at most once: an answer it already gave the enhancement for the same arguments is
   reused. Every fallback is counted, logged with the patch's name and reason, and traced.
@@ -102,8 +103,18 @@ _BUDGET = 10  # the running _Budget, or None
 _STREAMS = 11  # the _StreamState of a stream call, or None
 
 
-_CALL_FIELDS = {name: value for name, value in dict(globals()).items() if name.startswith("_") and name.isupper()
-                and isinstance(value, int)}  # fmt: skip
+# Written into the generated handle methods as constants (see _HANDLE_AWAITED).
+_CALL_FIELDS = {
+    "GUARD": _GUARD,
+    "METHOD": _METHOD,
+    "ARGS": _ARGS,
+    "KWARGS": _KWARGS,
+    "ANSWER": _ANSWER,
+    "IN_FLIGHT": _IN_FLIGHT,
+    "BELOW_S": _BELOW_S,
+    "SINCE": _SINCE,
+    "BUDGET": _BUDGET,
+}
 
 
 def _new_call(guard: Guard, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
@@ -221,7 +232,8 @@ class _Budget:
             self.task = asyncio.current_task()
             assert self.task is not None, "a guarded call runs in a task"
             self.cancelling = self.task.cancelling()
-        self.timer = asyncio.get_running_loop().call_later(max(0.0, self.expires - now), self._on_deadline)
+        loop = asyncio.get_running_loop()
+        self.timer = loop.call_at(loop.time() + max(0.0, self.expires - now), self._on_deadline)
 
     def _on_deadline(self) -> None:
         self.timer = None
@@ -391,7 +403,7 @@ class Guard:
         if context is not None:
             context.trace.append(_new_entry(TraceEntry, (self.name, method, outcome, reason, own_s * 1000.0)))
 
-    def _applied(self, method: str, own_s: float) -> None:
+    def _applied(self, own_s: float) -> None:
         stats = self.stats
         stats.latency_buckets[_bisect(LATENCY_BUCKETS_S, own_s)] += 1
         stats.latency_s_sum += own_s
@@ -401,9 +413,10 @@ class Guard:
         self.stats.observe(own_s)
         self.stats.errors_by_reason[failure] += 1
         self.health.record(False)
+        outcome = FAILED_MID_STREAM if failure == FAILED_MID_STREAM else FALLBACK
         reason = f"{failure}: {detail}"
-        log.warning("fallback patch=%s method=%s reason=%s", self.name, method, reason)
-        self._trace(FAILED_MID_STREAM if failure == FAILED_MID_STREAM else FALLBACK, method, reason, own_s)
+        log.warning("%s patch=%s method=%s reason=%s", outcome, self.name, method, reason)
+        self._trace(outcome, method, reason, own_s)
 
     def _below_failed(self, method: str, exc: BaseException, own_s: float) -> None:
         self.stats.below_failed += 1
@@ -413,7 +426,7 @@ class Guard:
         self._trace(BELOW_FAILED, method, reason, own_s)
 
     # ------------------------------------------------------------------ awaited methods
-    # The hot path of an awaited guarded call is generated into the layer's method (_GUARDED_CALL
+    # The hot path of an awaited guarded call is generated into the layer's method (_AWAITED_ENHANCED
     # below: one coroutine frame less per call, measured ~0.2 µs); what it does not do inline is here.
 
     def skipped(self, method: str, context: CallContext | None, reason: str) -> None:
@@ -561,7 +574,7 @@ class Guard:
             call[_GUARD] = None
             if not settled and source is not None:  # done, or the consumer stopped early: applied
                 own_s = max(0.0, busy_s - call[_BELOW_S])
-                self._applied(method, own_s)
+                self._applied(own_s)
                 self._trace(APPLIED, method, "", own_s)
             if source is not None:
                 await _aclose(source)
@@ -686,7 +699,7 @@ _HANDLE_AWAITED = """async def {name}(self{sep}{params}):
 """
 _HANDLE_STREAM = """def {name}(self{sep}{params}):
     _call = _guarded_get()
-    if _call is None or _call[_GUARD] is not self._owner:
+    if _call is None or _call[{GUARD}] is not self._owner:
         return self._b_{name}({call_args})
     return _observe_stream(_call, {name!r}, {args}, {kwargs}, self._b_{name}({call_args}))
 """
@@ -718,7 +731,6 @@ def _generate(interface: type, templates: Callable[[str, str], str], suffix: str
         "_TraceEntry": TraceEntry,
         "_APPLIED": APPLIED,
         "_LATENCY_BUCKETS_S": LATENCY_BUCKETS_S,
-        **{name: value for name, value in globals().items() if name.isupper() and name.startswith("_")},
     }
     sources: list[str] = []
     for name, function in methods.items():
@@ -733,7 +745,7 @@ def _generate(interface: type, templates: Callable[[str, str], str], suffix: str
             "call": ", ".join(filter(None, [positional, ", ".join(f"{k}={k}" for k in keywords)])),
         }
         fields["call_args"] = fields["call"]
-        fields |= {name.lstrip("_"): str(index) for name, index in _CALL_FIELDS.items()}
+        fields |= {name: str(index) for name, index in _CALL_FIELDS.items()}
         sources.append(templates(name, _method_kind(function)).format(**fields))
     exec(compile("\n".join(sources), f"<{suffix} of {interface.__name__}>", "exec"), namespace)
     generated: dict[str, Any] = {}

@@ -152,3 +152,53 @@ def test_a_duplicate_name_is_refused() -> None:
 def test_above_or_below_a_patch_nobody_installed_is_only_a_hint() -> None:
     registry = registry_of(llm_spec("a", below=("not_here",)), llm_spec("b", above=("not_here_either",)))
     assert [spec.name for spec in registry.ordered("llm")] == ["a", "b"]
+
+
+class CalmReader:
+    """An emotion base: everyone is neutral."""
+
+    async def read(self, text: str) -> Any:
+        return "neutral"
+
+    async def state(self, user_id: str) -> Any:
+        return "neutral"
+
+    async def observe(self, user_id: str, reading: Any) -> Any:
+        return reading
+
+
+class Cheerful:
+    def __init__(self, below: Any) -> None:
+        self.below = below
+
+    async def state(self, user_id: str) -> Any:
+        return "joy"
+
+
+async def test_an_emotion_patch_is_applied_first_and_later_kinds_get_the_patched_reader() -> None:
+    from workers.components import COMPONENT_KINDS, EmotionReader
+
+    seen: dict[str, Any] = {}
+
+    def reads_emotion(below: Any, config: Any, deps: Any) -> Any:
+        seen["emotion"] = deps["emotion"]
+        return below
+
+    emotion_patch = PatchSpec(
+        name="cheerful",
+        kind="emotion",
+        interface=EmotionReader,
+        config_cls=ToyConfig,
+        factory=lambda below, config, deps: Cheerful(below),
+        enhances=("state",),
+    )
+    registry = registry_of(emotion_patch, llm_spec("tone_like", factory=reads_emotion, deps=("emotion",)))
+    configs = {"cheerful": ToyConfig(enabled=True), "tone_like": ToyConfig(enabled=True)}
+    runtime = PatchRuntime()
+    stack = await runtime.build_stack(
+        registry, {"emotion": CalmReader(), "llm": ToyLLM()}, kinds=COMPONENT_KINDS, configs=configs
+    )
+    assert stack_of(stack["emotion"]) == ["cheerful", "CalmReader"]
+    assert seen["emotion"] is stack["emotion"]  # the LLM patch reads the patched emotion reader
+    assert await seen["emotion"].state("u1") == "joy"
+    assert await seen["emotion"].read("hi") == "neutral"  # not enhanced: straight through
