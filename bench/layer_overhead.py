@@ -16,12 +16,10 @@ import sys
 from time import perf_counter_ns
 
 from patches.context import call_context
-from patches.health import HealthMonitor
 from patches.layer import build_layer
-from patches.metrics import ProcessStats
 from patches.rollout import in_rollout
+from patches.runtime import PatchRuntime
 from patches.spec import PatchConfig, PatchSpec
-from patches.switches import SwitchBoard
 from workers.components import LLM, LLMRequest, LLMResult
 
 __all__ = ["measure_layer_overhead"]
@@ -135,7 +133,7 @@ async def _measure(n: int) -> dict[str, float]:
 
 
 def _layer(spec: PatchSpec, base: LLM, config: BenchConfig) -> LLM:
-    layer: LLM = build_layer(spec, config, base, switches=SwitchBoard(), health=HealthMonitor(), stats=ProcessStats())
+    layer: LLM = build_layer(spec, config, base, PatchRuntime())  # a runtime of its own: nothing shared
     return layer
 
 

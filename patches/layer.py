@@ -41,7 +41,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from functools import cache
 from time import perf_counter
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from patches.context import (
     APPLIED,
@@ -61,6 +61,9 @@ from patches.metrics import LATENCY_BUCKETS_S, ProcessStats
 from patches.rollout import in_rollout
 from patches.spec import PatchConfig, PatchSpec, interface_methods, is_stream_method
 from patches.switches import SwitchBoard
+
+if TYPE_CHECKING:  # the runtime builds layers; a layer only reads its switches, health and stats
+    from patches.runtime import PatchRuntime
 
 __all__ = [
     "OUTSIDE_ROLLOUT",  # kept importable from here; its home is patches.context
@@ -841,17 +844,9 @@ def _parameters(function: Callable[..., Any]) -> tuple[str, dict[str, Any], str,
 
 
 def wrap(
-    spec: PatchSpec,
-    config: PatchConfig,
-    below: object,
-    handle: Any,
-    enhancement: object,
-    *,
-    switches: SwitchBoard,
-    health: HealthMonitor,
-    stats: ProcessStats,
+    spec: PatchSpec, config: PatchConfig, below: object, handle: Any, enhancement: object, runtime: PatchRuntime
 ) -> Any:
-    """The guarded layer of ``spec`` over ``below``; ``enhancement`` was built over ``handle``.
+    """The guarded layer of ``spec`` over ``below``, reporting to ``runtime``; ``enhancement`` was built over ``handle``.
 
     Conformance is the caller's job (``PatchRuntime.apply`` checks it before wrapping).
     """
@@ -862,7 +857,7 @@ def wrap(
     layer.enhancement = enhancement
     layer.config = config
     layer.below_handle = handle
-    layer._guard = Guard(spec, config, switches, health, stats)
+    layer._guard = Guard(spec, config, runtime.switches, runtime.health, runtime.stats)
     for name in spec.enhances:
         # Bound once: a bound-method lookup per call is measurable on the hot path.
         setattr(layer, f"_enhanced_{name}", getattr(enhancement, name))
@@ -872,16 +867,9 @@ def wrap(
 
 
 def build_layer(
-    spec: PatchSpec,
-    config: PatchConfig,
-    below: object,
-    deps: Mapping[str, Any] | None = None,
-    *,
-    switches: SwitchBoard,
-    health: HealthMonitor,
-    stats: ProcessStats,
+    spec: PatchSpec, config: PatchConfig, below: object, runtime: PatchRuntime, deps: Mapping[str, Any] | None = None
 ) -> Any:
-    """Build the enhancement over a handle of ``below`` and wrap it, with no checks (tests, benchmarks)."""
+    """Build the enhancement over a handle of ``below`` and wrap it, with none of apply's checks (tests, benchmarks)."""
     handle = below_handle(spec.interface, below)
     enhancement = spec.factory(handle, config, dict(deps or {}))
-    return wrap(spec, config, below, handle, enhancement, switches=switches, health=health, stats=stats)
+    return wrap(spec, config, below, handle, enhancement, runtime)

@@ -147,16 +147,7 @@ class PatchRuntime:
                 raise _Refused(f"the enhancement does not implement {spec.interface.__name__}: {'; '.join(problems)}")
             if spec.smoke is not None:
                 await _smoke(spec, enhancement, config)
-            layer: Any = wrap(
-                spec,
-                config,
-                component,
-                handle,
-                enhancement,
-                switches=self.switches,
-                health=self.health,
-                stats=self.stats,
-            )
+            layer: Any = wrap(spec, config, component, handle, enhancement, self)
         except Exception as exc:  # never raise: the base always works
             if enhancement is not None:
                 await _close(enhancement)

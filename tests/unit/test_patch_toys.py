@@ -129,7 +129,7 @@ def request(text: str = "hi", user_id: str | None = "u1") -> LLMRequest:
 
 def layer_over(spec: PatchSpec, config: PatchConfig, base: Any, runtime: PatchRuntime) -> Any:
     """``spec``'s layer over ``base`` in ``runtime``, without apply's checks (what layer tests want)."""
-    return build_layer(spec, config, base, switches=runtime.switches, health=runtime.health, stats=runtime.stats)
+    return build_layer(spec, config, base, runtime)
 
 
 __all__ = [
