@@ -481,10 +481,8 @@ class Guard:
         self.stats.calls_by_method[method] += 1
         skip = self.skip_reason(context.user_id if context is not None else None)
         if skip is not None:
-            self.stats.skipped += 1
-            if context is not None:
-                context.trace.append(_new_entry(TraceEntry, (self.name, method, SKIPPED, skip, 0.0)))
-            return below(*args, **kwargs)
+            self.skipped(method, context, skip)
+            return below(*args, **kwargs)  # the stream below itself, not a copy of it
         return self._guarded_stream(method, enhanced, below, args, kwargs)
 
     async def _guarded_stream(
