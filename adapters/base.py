@@ -41,6 +41,7 @@ class Admission(StrEnum):
     RATE_LIMITED = "rate_limited"
     BLOCKED = "blocked"
     REJECTED = "rejected"  # invalid: too long, too many attachments, bad envelope
+    UNAVAILABLE = "unavailable"  # Redis could not be reached: nothing was stored, the sender must retry
 
 
 @dataclass(slots=True)
@@ -50,7 +51,14 @@ class AdmitResult:
     notice: str | None = None  # text the adapter may show the user right away (a rate-limit notice)
 
 
-Admit = Callable[[Envelope], Awaitable[AdmitResult]]
+class Admit(Protocol):
+    """The gateway's admission as adapters call it.
+
+    ``spool=True`` is for transports that cannot redeliver (gateway sockets, long polling): an outage
+    then puts the message in the gateway's durable spool instead of answering ``UNAVAILABLE``.
+    """
+
+    async def __call__(self, envelope: Envelope, *, spool: bool = False) -> AdmitResult: ...
 
 
 @dataclass(frozen=True, slots=True)

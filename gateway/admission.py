@@ -1,40 +1,45 @@
 """Admission: the one door every inbound message passes before the queue.
 
 validate (the adapter built a typed Envelope) → guard (size, block list, abuse, rate limits) →
-dedupe on (platform, bot, conversation, message id) and take the conversation's next sequence
-number, in one Redis round trip → enqueue one JSON task → record the decision for analytics.
-Every message gets a recorded decision; none is dropped silently.
+record it in the ledger (dedupe, the conversation's next sequence number, the envelope: one Redis
+script) → put a pointer to it on the queue → record the decision for analytics. Every message gets
+a recorded decision; none is dropped silently.
+
+The ledger record is the commitment: once it is written the message will be answered, even if the
+enqueue right after it fails (the workers' reaper dispatches recorded messages nobody took). When
+Redis cannot be reached the message is not confirmed: the caller gets ``UNAVAILABLE`` (webhooks and
+the web chat answer with a status that makes the sender retry), or, for a platform that cannot
+redeliver, the envelope goes to the gateway's durable spool (``spool=True``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from typing import Any, Protocol
+from typing import Protocol
 
 from celery import Celery
+from prometheus_client import Counter
 from redis.asyncio import Redis
 
 from adapters.base import Admission, AdmitResult
 from gateway.shared.envelope import Envelope
 from gateway.shared.events import emit_event
-from gateway.shared.keys import DONE_TTL_S, message_keys
+from gateway.shared.infra import is_infrastructure_error
+from gateway.shared.ledger import Ledger
 from gateway.shared.queue import QUEUE, TASK_NAME
+from gateway.spool import Spool
 
-__all__ = ["Admitter", "Guard", "GuardVerdict"]
+__all__ = ["UNAVAILABLE_REASON", "Admitter", "Guard", "GuardVerdict"]
 
 log = logging.getLogger(__name__)
 
-# SET seen NX, and only for a first sighting take the next sequence number of the conversation.
-_DEDUPE_AND_SEQUENCE = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  local seq = redis.call('INCR', KEYS[2])
-  redis.call('EXPIRE', KEYS[2], ARGV[1])
-  return seq
-end
-return 0
-"""
+UNAVAILABLE_REASON = "the message queue is unavailable; please retry"
+UNAVAILABLE = Counter(
+    "patchbay_admission_unavailable_total", "messages refused because Redis could not be reached", ["platform"]
+)
 
 
 class GuardVerdict(Protocol):
@@ -60,13 +65,43 @@ _ACTIONS = {
 
 
 class Admitter:
-    def __init__(self, redis: Redis, celery: Celery, guard: Guard | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        celery: Celery,
+        guard: Guard | None = None,
+        *,
+        ledger: Ledger | None = None,
+        spool: Spool | None = None,
+    ) -> None:
         self.redis = redis
         self.celery = celery
         self.guard = guard
-        self._dedupe = redis.register_script(_DEDUPE_AND_SEQUENCE)
+        self.ledger = ledger or Ledger(redis, queue=QUEUE)
+        self.spool = spool
 
-    async def admit(self, envelope: Envelope) -> AdmitResult:
+    async def admit(self, envelope: Envelope, *, spool: bool = False) -> AdmitResult:
+        """Admit one message; with ``spool``, an outage puts it in the durable spool instead of refusing it."""
+        spooling = spool and self.spool is not None
+        if spooling and self.spool is not None and self.spool.depth:
+            await self.spool.put(envelope, "queued behind spooled messages")  # keeps the conversation's order
+            return AdmitResult(Admission.QUEUED, "spooled")
+        try:
+            return await self.admit_now(envelope)
+        except Exception as exc:
+            if not is_infrastructure_error(exc):
+                raise
+            if spooling and self.spool is not None:
+                await self.spool.put(envelope, f"redis unavailable: {exc!r}")
+                return AdmitResult(Admission.QUEUED, "spooled")
+            UNAVAILABLE.labels(str(envelope.platform)).inc()
+            log.error(
+                "unavailable key=%s: Redis unreachable (%r); the sender is told to retry", envelope.dedupe_key, exc
+            )
+            return AdmitResult(Admission.UNAVAILABLE, UNAVAILABLE_REASON)
+
+    async def admit_now(self, envelope: Envelope) -> AdmitResult:
+        """Admit against Redis; raises the infrastructure error when Redis cannot be reached."""
         ts_ingress = envelope.received_at or time.time()
         if self.guard is not None:
             verdict = await self.guard.check(envelope)
@@ -75,26 +110,23 @@ class Admitter:
                 log.info("refused key=%s decision=%s reason=%s", envelope.dedupe_key, decision, verdict.reason)
                 await self._record(envelope, decision, verdict.reason, ts_ingress, None)
                 return AdmitResult(decision, verdict.reason, verdict.notice)
-        keys = message_keys(envelope.dedupe_key, envelope.conversation_key)
-        seq = int(await self._dedupe(keys=[keys.seen, keys.seq], args=[DONE_TTL_S]))
-        if seq == 0:
-            log.info("duplicate key=%s", envelope.dedupe_key)
+        key = envelope.dedupe_key
+        admitted = await self.ledger.admit(key, envelope.conversation_key, json.dumps(envelope.to_json()))
+        if admitted is None:
+            log.info("duplicate key=%s", key)
             await self._record(envelope, Admission.DUPLICATE, "already received", ts_ingress, None)
             return AdmitResult(Admission.DUPLICATE, "already received")
         try:
-            await asyncio.to_thread(self._enqueue, envelope.to_json(), seq)
+            await asyncio.to_thread(self._enqueue, key, admitted.dispatch)
         except Exception as exc:
-            # Not queued: forget that we saw it, so the platform's own retry (or the user's) gets through.
-            await self.redis.delete(keys.seen)
-            log.error("enqueue failed key=%s error=%r", envelope.dedupe_key, exc)
-            await self._record(envelope, Admission.REJECTED, f"queue unavailable: {exc}", ts_ingress, None)
-            return AdmitResult(Admission.REJECTED, "the message queue is unavailable; please retry")
-        log.info("queued key=%s seq=%d", envelope.dedupe_key, seq)
+            # Recorded is enough: the reaper dispatches a recorded message that no worker took.
+            log.warning("enqueue failed key=%s (%r): recorded in the ledger, the reaper dispatches it", key, exc)
+        log.info("queued key=%s seq=%d", key, admitted.seq)
         await self._record(envelope, Admission.QUEUED, "", ts_ingress, time.time())
         return AdmitResult(Admission.QUEUED)
 
-    def _enqueue(self, payload: dict[str, Any], seq: int) -> None:
-        self.celery.send_task(TASK_NAME, args=[payload], kwargs={"seq": seq}, queue=QUEUE)
+    def _enqueue(self, message_key: str, dispatch: int) -> None:
+        self.celery.send_task(TASK_NAME, args=[message_key, dispatch], queue=QUEUE)
 
     async def _record(
         self, envelope: Envelope, decision: Admission, reason: str, ts_ingress: float, ts_enqueue: float | None

@@ -7,6 +7,8 @@ that owns it and mounted here; the lifespan starts and stops what runs beside th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -32,8 +34,9 @@ from gateway.shared.envelope import Envelope
 from gateway.shared.events import emit_event
 from gateway.shared.keys import WORKER_HEARTBEAT_PREFIX
 from gateway.shared.queue import producer
-from gateway.shared.redis_urls import redis_py_url
+from gateway.shared.redis_urls import redis_client, redis_py_url
 from gateway.shared.settings import Settings
+from gateway.spool import Spool
 
 __all__ = ["GatewayState", "create_app"]
 
@@ -48,9 +51,10 @@ class GatewayState:
     waiter: ReplyWaiter
     database: AsyncEngine
     background: list[Any] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    async def admit(self, envelope: Envelope) -> AdmitResult:
-        return await self.admitter.admit(envelope)
+    async def admit(self, envelope: Envelope, *, spool: bool = False) -> AdmitResult:
+        return await self.admitter.admit(envelope, spool=spool)
 
     async def rate(self, rating: Rating) -> None:
         """A 👍/👎 on one of the bot's replies: a satisfaction event, linked to the reply by its platform id."""
@@ -69,8 +73,10 @@ class GatewayState:
 
 def create_app(settings: Settings | None = None, *, embedded: bool = False) -> FastAPI:
     settings = settings or Settings()
-    redis = Redis.from_url(redis_py_url(settings.effective_redis_url), max_connections=1024)
-    admitter = Admitter(redis, producer(settings), guard=Guard(redis))
+    settings.check()
+    redis = redis_client(settings.effective_redis_url, max_connections=1024)
+    spool = Spool(settings.data_dir / "spool")
+    admitter = Admitter(redis, producer(settings), guard=Guard(redis), spool=spool)
     waiter = ReplyWaiter(redis)
     state = GatewayState(
         settings=settings,
@@ -143,6 +149,11 @@ async def _health(state: GatewayState) -> dict[str, Any]:
         async for key in state.redis.scan_iter(match=WORKER_HEARTBEAT_PREFIX + "*", count=100):
             workers.append(key.decode().removeprefix(WORKER_HEARTBEAT_PREFIX))
     checks["workers"] = {"ok": bool(workers), "seen": sorted(workers)}
+    # Messages recorded but not yet answered, and those waiting on this gateway's disk for Redis.
+    checks["messages"] = {"ok": True, "spooled": state.admitter.spool.depth if state.admitter.spool else 0}
+    if checks["redis"]["ok"]:
+        with contextlib.suppress(Exception):
+            checks["messages"]["open"] = (await state.admitter.ledger.stats()).open
     platforms = platform_health()
     checks["platforms"] = {
         name: {"state": str(health.state), "detail": health.detail} for name, health in platforms.items()
@@ -183,6 +194,8 @@ async def _start_side_tasks(state: GatewayState) -> None:
     writer = AnalyticsWriter.from_settings(state.settings)
     writer.start()
     state.background.append(writer)
+    if state.admitter.spool is not None:
+        state.tasks.append(asyncio.create_task(state.admitter.spool.drain(state.admitter.admit_now), name="spool"))
     await start_platforms(state.admit, state.rate)
 
 
@@ -190,5 +203,8 @@ async def _stop_side_tasks(state: GatewayState) -> None:
     from adapters.registry import stop_platforms
 
     await stop_platforms()
+    for task in state.tasks:
+        task.cancel()
+    await asyncio.gather(*state.tasks, return_exceptions=True)
     for writer in state.background:
         await writer.stop()

@@ -14,7 +14,7 @@ import uuid
 import click
 
 from gateway.shared.logs import configure_logging
-from gateway.shared.settings import Settings
+from gateway.shared.settings import Settings, SettingsConflict
 
 __all__ = ["cli", "main"]
 
@@ -67,6 +67,7 @@ def run(workers: int | None, host: str | None, port: int | None) -> None:
 
     settings = Settings()
     configure_logging(settings.log_level)
+    _check(settings)
     sys.exit(run_embedded(settings))
 
 
@@ -75,6 +76,7 @@ def gateway() -> None:
     """The gateway alone (HTTP + platform connections); needs REDIS_URL and separate workers."""
     settings = Settings()
     configure_logging(settings.log_level)
+    _check(settings)
     if not settings.redis_url:
         raise click.UsageError(
             "patchbay gateway needs REDIS_URL (shared with the workers); for one process use `patchbay run`"
@@ -91,6 +93,7 @@ def worker(concurrency: int | None, name: str | None) -> None:
     """A worker process; run as many as you like, on as many machines as you like."""
     settings = Settings()
     configure_logging(settings.log_level)
+    _check(settings)
     from workers.main import run_worker
 
     run_worker(settings, concurrency=concurrency, name=name)
@@ -139,6 +142,13 @@ def chat(url: str | None, user_id: str) -> None:
 )
 def sim() -> None:
     """Local simulators of the platforms and of an LLM provider, for trying Patchbay without accounts."""
+
+
+def _check(settings: Settings) -> None:
+    try:
+        settings.check()
+    except SettingsConflict as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 def run_worker(settings: Settings, *, concurrency: int | None = None, name: str | None = None) -> None:
     from celery.signals import worker_ready
 
+    settings.check()
     if settings.worker_metrics_port is not None:
         # Per-process figures (LLM cache hit rate, provider calls, memory timings) live in the worker; the
         # gateway's /metrics already carries the cluster-wide patch figures through Redis.

@@ -1,8 +1,14 @@
-"""One message through a worker: claim → wait for its turn → stack → egress → done.
+"""One message through a worker: claim → wait for its turn → stack → commit → egress → done.
 
-``WorkerContext`` holds what a worker process builds once (Redis, ledger, stack, egress) on its
-single event loop; ``process`` is the whole life of one message and is the only place that
-decides between "replied", "recorded why not" and "retry later".
+``WorkerContext`` holds what a worker process builds once (Redis, ledger, stack, egress, reaper) on
+its single event loop; ``process`` is the whole life of one message and the only place that decides
+between "replied", "recorded why not" and "try again later".
+
+The ledger (``gateway.shared.ledger``), not the broker, guarantees the answer: a task carries only
+the message key, the envelope is read from the ledger record, and whatever this worker cannot finish
+(it dies, Redis goes away, the platform asks us to wait) stays open in the ledger, where the reaper
+finds it. Failures of infrastructure (Redis, the database) therefore never become an apology: the
+message is released and answered once the infrastructure is back.
 """
 
 from __future__ import annotations
@@ -15,21 +21,23 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any
 
 from redis.asyncio import Redis
 
 from gateway.shared.envelope import Envelope, EnvelopeError, Reply, parse_envelope
 from gateway.shared.events import emit_event
-from gateway.shared.keys import WORKER_HEARTBEAT_PREFIX, message_keys
-from gateway.shared.redis_urls import redis_py_url
+from gateway.shared.infra import is_infrastructure_error, retry_infrastructure
+from gateway.shared.keys import WORKER_HEARTBEAT_PREFIX
+from gateway.shared.ledger import Begun, Claim, Commit, Ledger
+from gateway.shared.queue import QUEUE
+from gateway.shared.redis_urls import redis_client
 from gateway.shared.settings import Settings
 from patches.context import call_context, current_trace
 from patches.layer import OUTSIDE_ROLLOUT
 from workers.egress import DeliveryFailed, Egress
-from workers.ledger import Claim, Ledger
+from workers.reaper import Reaper
 from workers.report import MessageReport, message_report
 from workers.stack import Stack, build_stack
 
@@ -38,7 +46,10 @@ __all__ = ["Outcome", "WorkerContext", "worker_context"]
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR_REPLY = "Sorry, something went wrong on my side while answering. Please try again."
+EXHAUSTED_REPLY = "Sorry, I could not answer this message: it failed every time I tried. Please rephrase or try later."
 HEARTBEAT_TTL_S = 15
+MAX_DELIVERY_RETRIES = 5
+MAX_INFRASTRUCTURE_RETRIES = 20  # about ten minutes of backoff before answering with an apology
 
 
 class Outcome(StrEnum):
@@ -46,33 +57,46 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"  # already done, or being handled by another live worker
     INVALID = "invalid"
     UNDELIVERABLE = "undeliverable"  # the platform refused the reply for good; recorded
-    RETRY = "retry"  # could not send now; the task will be retried
+    ABANDONED = "abandoned"  # it killed its workers max_attempts times; answered with an apology
+    RETRY = "retry"  # released: the reaper dispatches it again later
+    DEFERRED = "deferred"  # Redis was unreachable: the ledger keeps it, the reaper brings it back
 
 
-class RetryLater(Exception):
-    def __init__(self, countdown: float) -> None:
-        super().__init__(f"retry in {countdown:.1f}s")
-        self.countdown = countdown
+@dataclass(slots=True)
+class _Message:
+    key: str
+    token: str
+    begun: Begun
+    envelope: Envelope
+
+    @property
+    def conversation_key(self) -> str:
+        return self.begun.conversation_key or self.envelope.conversation_key
 
 
 class WorkerContext:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.redis = Redis.from_url(redis_py_url(settings.effective_redis_url), max_connections=512)
-        lease = max(2.0, min(30.0, settings.visibility_timeout_s / 3))
-        self.ledger = Ledger(self.redis, lease_s=lease, order_wait_s=max(30.0, settings.reply_timeout_s * 2))
+        self.redis: Redis = redis_client(settings.effective_redis_url, max_connections=512)
+        self.ledger = Ledger(
+            self.redis, lease_s=settings.claim_lease_s, max_attempts=settings.max_attempts, queue=QUEUE
+        )
         self.egress = Egress(self.redis, settings.effective_redis_url)
+        self.reaper = Reaper(self.ledger, interval_s=settings.reaper_interval_s)
         self.stack: Stack | None = None
         self._stack_lock = asyncio.Lock()
-        self._heartbeat: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
 
     async def ensure_stack(self) -> Stack:
         if self.stack is None:
             async with self._stack_lock:
                 if self.stack is None:
                     self.stack = await build_stack(self.settings)
-                    self._heartbeat = asyncio.create_task(self._beat(), name="worker-heartbeat")
+                    self._background = [
+                        asyncio.create_task(self._beat(), name="worker-heartbeat"),
+                        asyncio.create_task(self.reaper.run(), name="ledger-reaper"),
+                    ]
                     log.info("worker ready id=%s", self.worker_id)
         return self.stack
 
@@ -85,74 +109,161 @@ class WorkerContext:
                 log.warning("worker heartbeat failed: %r", exc)
             await asyncio.sleep(HEARTBEAT_TTL_S / 3)
 
-    async def process(self, payload: dict[str, Any], seq: int, attempt: int) -> Outcome:
-        try:
-            envelope = parse_envelope(payload)
-        except EnvelopeError as exc:
-            # The gateway validates before enqueuing, so this is a producer bug or a forged task: record, drop.
-            log.error("invalid envelope dropped: %s", exc)
-            await self._emit({"kind": "reply", "key": str(payload.get("message_id")), "error": str(exc)})
-            return Outcome.INVALID
+    async def process(self, message_key: str, dispatch: int) -> Outcome:
         stack = await self.ensure_stack()
-        keys = message_keys(envelope.dedupe_key, envelope.conversation_key)
         token = f"{self.worker_id}:{uuid.uuid4().hex[:8]}"
-        claim = await self.ledger.begin(keys, token)
-        if claim is not Claim.CLAIMED:
-            log.info("skip key=%s claim=%s (exactly one reply)", envelope.dedupe_key, claim)
-            return Outcome.DUPLICATE
-        lease = asyncio.create_task(self.ledger.keep_alive(keys, token))
         try:
-            waited = time.perf_counter()
-            await self.ledger.wait_turn(keys, seq)
-            waited = time.perf_counter() - waited
-            return await self._handle(envelope, stack, keys, token, seq, attempt, waited)
+            begun = await retry_infrastructure(lambda: self.ledger.begin(message_key, token, dispatch), "claim")
+        except Exception as exc:
+            if not is_infrastructure_error(exc):
+                raise
+            log.warning("deferred key=%s: Redis unreachable at claim (%r); the reaper brings it back", message_key, exc)
+            return Outcome.DEFERRED
+        if begun.claim in (Claim.BUSY, Claim.DONE):
+            # Never destroy the only copy: a live holder answers it, and the reaper acts if that holder dies.
+            log.info("skip key=%s claim=%s dispatch=%d (exactly one reply)", message_key, begun.claim, dispatch)
+            return Outcome.DUPLICATE
+        try:
+            envelope = parse_envelope(json.loads(begun.envelope_json))
+        except (EnvelopeError, ValueError) as exc:
+            # The gateway validates before recording, so this is a producer bug or a forged record: record, drop.
+            log.error("invalid envelope dropped key=%s: %s", message_key, exc)
+            await self._finish_quietly(message_key, begun.conversation_key, token, "invalid")
+            await emit_event(self.redis, {"kind": "reply", "key": message_key, "error": f"invalid envelope: {exc}"})
+            return Outcome.INVALID
+        message = _Message(message_key, token, begun, envelope)
+        lease = asyncio.create_task(self._keep_lease(message), name=f"lease-{message_key}")
+        try:
+            return await self._run(message, stack)
+        except Exception as exc:
+            if not is_infrastructure_error(exc):
+                raise
+            log.warning("deferred key=%s: infrastructure failed (%r); the reaper brings it back", message_key, exc)
+            return Outcome.DEFERRED
         finally:
             lease.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await lease
 
-    async def _handle(
-        self, envelope: Envelope, stack: Stack, keys: Any, token: str, seq: int, attempt: int, order_wait_s: float
-    ) -> Outcome:
+    async def _keep_lease(self, message: _Message) -> None:
+        """Renew the claim until cancelled; losing it only wastes work (``commit`` stops a second reply)."""
+        interval = self.ledger.lease_s / 4
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await self.ledger.renew(message.key, message.token):
+                    log.warning("lease lost key=%s: another worker may answer it; ours will not be sent", message.key)
+                    return
+            except Exception as exc:  # Redis away: keep trying, the work goes on meanwhile
+                log.warning("lease renewal failed key=%s error=%r", message.key, exc)
+
+    async def _run(self, message: _Message, stack: Stack) -> Outcome:
+        waited = time.perf_counter()
+        await self._wait_turn(message)
+        waited = time.perf_counter() - waited
+        if message.begun.claim is Claim.EXHAUSTED:
+            return await self._abandon(message)
+        if message.begun.previous_state == "sending":
+            log.warning("key=%s: the previous worker died while sending; sending again", message.key)
         with (
-            message_report(envelope.dedupe_key) as report,
+            message_report(message.key) as report,
             call_context(
-                user_id=envelope.author_id, conversation_key=envelope.conversation_key, platform=envelope.platform
+                user_id=message.envelope.author_id,
+                conversation_key=message.envelope.conversation_key,
+                platform=message.envelope.platform,
             ),
         ):
             try:
-                reply = await stack.handler.handle(envelope)
-            except Exception as exc:  # a bug must not cost the user their answer, nor stall the conversation
-                log.exception("handler failed key=%s: answering with an apology", envelope.dedupe_key)
+                reply = await stack.handler.handle(message.envelope)
+            except Exception as exc:
+                if is_infrastructure_error(exc) and message.begun.retries < MAX_INFRASTRUCTURE_RETRIES:
+                    return await self._retry(message, exc, "infrastructure")
+                # A bug must not cost the user their answer, nor stall the conversation.
+                log.exception("handler failed key=%s: answering with an apology", message.key)
                 report.error = repr(exc)
-                reply = Reply.answering(envelope, INTERNAL_ERROR_REPLY, reason="internal_error")
-            try:
-                report.reply_ids = await self.egress.deliver(reply)
-            except DeliveryFailed as exc:
-                if not exc.permanent and attempt < 5:
-                    await self.ledger.release(keys, token)
-                    raise RetryLater(exc.retry_after or 2.0 * 2**attempt) from exc
-                report.error = f"undeliverable: {exc}"
-                log.error("reply undeliverable key=%s error=%s", envelope.dedupe_key, exc)
-                await self.ledger.finish(keys, token, seq, "undeliverable")
-                await self._emit_reply(envelope, reply, report, current_trace())
-                return Outcome.UNDELIVERABLE
-            report.ts_egress = time.time()
-            await self.ledger.finish(keys, token, seq, "replied")
-            await self._emit_reply(envelope, reply, report, current_trace())
-            log.info(
-                "replied key=%s latency_ms=%.0f queue_ms=%.0f order_wait_ms=%.0f handle_ms=%.0f provider=%s reason=%s",
-                envelope.dedupe_key,
-                (report.ts_egress - (envelope.received_at or report.ts_worker_start)) * 1000,
-                (report.ts_worker_start - order_wait_s - (envelope.received_at or report.ts_worker_start)) * 1000,
-                order_wait_s * 1000,
-                (report.ts_egress - report.ts_worker_start) * 1000,
-                report.llm_provider or "-",
-                reply.reason or "-",
-            )
-            return Outcome.REPLIED
+                reply = Reply.answering(message.envelope, INTERNAL_ERROR_REPLY, reason="internal_error")
+            return await self._deliver(message, reply, report, waited)
 
-    async def _emit_reply(self, envelope: Envelope, reply: Reply, report: MessageReport, trace: list[Any]) -> None:
+    async def _wait_turn(self, message: _Message) -> None:
+        """Until every earlier message of the conversation is finished; it never gives up on one that is open."""
+        delay = 0.005
+        while not await retry_infrastructure(
+            lambda: self.ledger.turn(message.conversation_key, message.begun.seq), "order"
+        ):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def _deliver(self, message: _Message, reply: Reply, report: MessageReport, waited_s: float) -> Outcome:
+        commit = await retry_infrastructure(lambda: self.ledger.commit(message.key, message.token), "commit")
+        if commit is not Commit.OK:
+            log.warning("not sending key=%s: %s (another worker answers it)", message.key, commit)
+            return Outcome.DUPLICATE
+        try:
+            report.reply_ids = await self.egress.deliver(reply)
+        except DeliveryFailed as exc:
+            if not exc.permanent and message.begun.retries < MAX_DELIVERY_RETRIES:
+                return await self._retry(message, exc, "delivery", exc.retry_after)
+            report.error = f"undeliverable: {exc}"
+            log.error("reply undeliverable key=%s error=%s", message.key, exc)
+            await self._finish(message, "undeliverable")
+            await self._emit_reply(message.envelope, reply, report)
+            return Outcome.UNDELIVERABLE
+        report.ts_egress = time.time()
+        await self._finish(message, "replied")
+        await self._emit_reply(message.envelope, reply, report)
+        self._log_replied(message, reply, report, waited_s)
+        return Outcome.REPLIED
+
+    async def _retry(self, message: _Message, exc: Exception, what: str, after_s: float | None = None) -> Outcome:
+        attempt = message.begun.retries
+        delay = after_s if after_s is not None else min(30.0, 2.0 * 2**attempt)
+        log.warning("retry key=%s in %.1fs after %s failure (attempt %d): %r", message.key, delay, what, attempt, exc)
+        await retry_infrastructure(lambda: self.ledger.release(message.key, message.token, delay), "release")
+        return Outcome.RETRY
+
+    async def _abandon(self, message: _Message) -> Outcome:
+        """It started max_attempts times and never finished (its workers died): apologise once, record why."""
+        log.error("abandoning key=%s after %d starts: answering with an apology", message.key, message.begun.starts)
+        reply = Reply.answering(message.envelope, EXHAUSTED_REPLY, reason="abandoned")
+        with message_report(message.key) as report:
+            report.degraded = "abandoned"
+            report.error = f"abandoned after {message.begun.starts - 1} attempts that never finished"
+            commit = await retry_infrastructure(lambda: self.ledger.commit(message.key, message.token), "commit")
+            if commit is Commit.OK:
+                with contextlib.suppress(DeliveryFailed):
+                    report.reply_ids = await self.egress.deliver(reply)
+            await self._finish(message, "abandoned")
+            await self._emit_reply(message.envelope, reply, report)
+        return Outcome.ABANDONED
+
+    async def _finish(self, message: _Message, outcome: str) -> None:
+        # After egress the reply is out: keep trying for as long as Redis is away, or it would be sent again.
+        await retry_infrastructure(
+            lambda: self.ledger.finish(message.key, message.conversation_key, message.token, outcome),
+            "finish",
+            give_up_after_s=600.0,
+        )
+
+    async def _finish_quietly(self, message_key: str, conversation_key: str, token: str, outcome: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.ledger.finish(message_key, conversation_key, token, outcome)
+
+    def _log_replied(self, message: _Message, reply: Reply, report: MessageReport, waited_s: float) -> None:
+        received = message.envelope.received_at or report.ts_worker_start
+        assert report.ts_egress is not None
+        log.info(
+            "replied key=%s latency_ms=%.0f queue_ms=%.0f order_wait_ms=%.0f handle_ms=%.0f provider=%s reason=%s",
+            message.key,
+            (report.ts_egress - received) * 1000,
+            (report.ts_worker_start - waited_s - received) * 1000,
+            waited_s * 1000,
+            (report.ts_egress - report.ts_worker_start) * 1000,
+            report.llm_provider or "-",
+            reply.reason or "-",
+        )
+
+    async def _emit_reply(self, envelope: Envelope, reply: Reply, report: MessageReport) -> None:
+        trace = current_trace()
         event = {
             "kind": "reply",
             "platform": str(envelope.platform),
@@ -171,14 +282,11 @@ class WorkerContext:
         }
         if reply.reason and not event.get("degraded"):
             event["degraded"] = reply.reason
-        await self._emit(event)
-
-    async def _emit(self, event: dict[str, Any]) -> None:
         await emit_event(self.redis, event)
 
     async def aclose(self) -> None:
-        if self._heartbeat:
-            self._heartbeat.cancel()
+        for task in self._background:
+            task.cancel()
         if self.stack:
             await self.stack.aclose()
         await self.egress.aclose()

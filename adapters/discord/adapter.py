@@ -117,7 +117,8 @@ class DiscordAdapter:
             return
         envelope = to_envelope(message, me)
         async with self._order.hold(message.channel.id):  # discord.py runs each event as its own task
-            result = await self._admit(envelope)
+            # The gateway socket never redelivers: an outage spools the message on the gateway's disk.
+            result = await self._admit(envelope, spool=True)
         self.counters["admitted"] += 1
         if result.notice:
             self.counters["notices"] += 1

@@ -11,16 +11,20 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.base import AdapterState, Admit, Health, Rate
+from adapters.base import AdapterState, Admission, Admit, Health, Rate
 from adapters.ratings import RatingDesk
 from adapters.slack.normalise import answerable, to_envelope
 from adapters.slack.reactions import to_rating
 from adapters.slack.settings import SlackSettings
 from adapters.supervisor import Supervisor
 
-__all__ = ["SlackAdapter", "SlackTokenRefused"]
+__all__ = ["AdmissionUnavailable", "SlackAdapter", "SlackTokenRefused"]
 
 log = logging.getLogger(__name__)
+
+
+class AdmissionUnavailable(Exception):
+    """Admission could not store the event; raised so that bolt answers with a 5xx and Slack retries."""
 
 
 class SlackTokenRefused(Exception):
@@ -47,12 +51,14 @@ class SlackAdapter:
         self._supervisor = Supervisor("slack", auth_errors=(SlackTokenRefused,))
         self.client = AsyncWebClient(token=settings.bot_token, base_url=settings.api_root)
         self.bot_user_id: str | None = None
+        self._notices: set[asyncio.Task[None]] = set()
         self.counters: dict[str, int] = {"admitted": 0, "ignored": 0, "notices": 0, "errors": 0, "retries_seen": 0}
         self.app = AsyncApp(
             client=self.client,
             signing_secret=settings.signing_secret or "socket-mode-has-no-signing-secret",
-            # A retried delivery must be acknowledged at once: the ack goes out before our listener runs.
-            process_before_response=False,
+            # Acknowledge only what admission stored: an event refused for an outage gets a 5xx (Events API),
+            # which Slack redelivers; admission answers in milliseconds, well inside Slack's 3 s.
+            process_before_response=True,
         )
         self.app.event("app_mention")(self._on_event)
         self.app.event("message")(self._on_event)
@@ -120,17 +126,25 @@ class SlackAdapter:
             log.error("slack: event %s arrived before the adapter was started; dropped", body.get("event_id"))
             return
         envelope = to_envelope(body, event, self.bot_user_id)
-        result = await self._admit(envelope)
+        # Socket Mode cannot ask Slack to redeliver: an outage spools the message on the gateway's disk.
+        result = await self._admit(envelope, spool=self.socket_mode)
+        if result.decision is Admission.UNAVAILABLE:
+            self.counters["errors"] += 1
+            raise AdmissionUnavailable(result.reason)  # bolt answers 500: Slack sends the event again
         self.counters["admitted"] += 1
         if result.notice:
-            self.counters["notices"] += 1
-            try:
-                await self.client.chat_postMessage(
-                    channel=envelope.conversation_id, text=result.notice, thread_ts=envelope.hints["thread_ts"]
-                )
-            except SlackApiError as exc:
-                self.counters["errors"] += 1
-                log.warning("slack: could not post a rate-limit notice: %s", exc)
+            # After the ack, not before it: Slack wants its answer within 3 s whatever its own API does.
+            notice = asyncio.create_task(self._post_notice(envelope.conversation_id, result.notice, envelope.hints))
+            self._notices.add(notice)
+            notice.add_done_callback(self._notices.discard)
+
+    async def _post_notice(self, channel: str, text: str, hints: dict[str, Any]) -> None:
+        self.counters["notices"] += 1
+        try:
+            await self.client.chat_postMessage(channel=channel, text=text, thread_ts=hints["thread_ts"])
+        except SlackApiError as exc:
+            self.counters["errors"] += 1
+            log.warning("slack: could not post a rate-limit notice: %s", exc)
 
     async def _on_reaction(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         rating = to_rating(event, self.bot_user_id)

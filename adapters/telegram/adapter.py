@@ -1,43 +1,33 @@
-"""The inbound half on Telegram: python-telegram-bot long polling, or webhook mode behind the gateway."""
+"""The inbound half on Telegram: long polling, or webhook mode behind the gateway (python-telegram-bot's Bot).
+
+Either way an update is confirmed to Telegram only after admission stored it: polling advances its
+offset past a batch once every update of it is in the ledger or the gateway's spool; the webhook
+answers 2xx once the update is in the ledger, 503 (Telegram redelivers) when Redis is away.
+Updates of one chat are admitted in the order Telegram sent them; chats run side by side.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from telegram import Bot, ReplyParameters, Update
 from telegram.error import InvalidToken, TelegramError
-from telegram.ext import Application, ApplicationBuilder, TypeHandler
 from telegram.request import HTTPXRequest
 
-from adapters.base import AdapterState, Admit, Health, Rate
+from adapters.base import AdapterState, Admission, Admit, AdmitResult, Health, Rate
+from adapters.ordering import ChatOrder
 from adapters.supervisor import Supervisor
 from adapters.telegram.normalise import addressed_to_bot, to_envelope
-from adapters.telegram.ordering import PerChatOrder
 from adapters.telegram.settings import TelegramSettings
 
 __all__ = ["TelegramAdapter"]
 
 log = logging.getLogger(__name__)
 
-
-class _PollingRequest(HTTPXRequest):
-    """The getUpdates connection, reporting every answer the Bot API gives.
-
-    python-telegram-bot retries a failed poll by itself and tells us only about failures
-    (``error_callback``); a poll that succeeds again after an outage is the only sign that the
-    platform is back, and without it /healthz would say "retrying" until the next user message.
-    """
-
-    def __init__(self, on_answer: Callable[[int], None]) -> None:
-        super().__init__(connection_pool_size=1)  # what ApplicationBuilder gives getUpdates by default
-        self._on_answer = on_answer
-
-    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
-        status, payload = await super().do_request(*args, **kwargs)
-        self._on_answer(status)
-        return status, payload
+_POLL_TIMEOUT_S = 25  # seconds the Bot API may hold a getUpdates request open
 
 
 class TelegramAdapter:
@@ -50,8 +40,10 @@ class TelegramAdapter:
         self._token = settings.bot_token
         self._admit = admit
         self._supervisor = Supervisor("telegram", auth_errors=(InvalidToken,))
-        self._app: Application[Any, Any, Any, Any, Any, Any] | None = None
-        self.counters: dict[str, int] = {"admitted": 0, "ignored": 0, "notices": 0, "errors": 0}
+        self._bot: Bot | None = None
+        self._order = ChatOrder()  # webhook requests of one chat are admitted in arrival order
+        self._notices: set[asyncio.Task[None]] = set()
+        self.counters: dict[str, int] = {"admitted": 0, "ignored": 0, "notices": 0, "errors": 0, "unavailable": 0}
 
     @property
     def webhook_mode(self) -> bool:
@@ -72,79 +64,121 @@ class TelegramAdapter:
     async def stop(self) -> None:
         self._supervisor.stop()
 
-    def _build(self) -> Application[Any, Any, Any, Any, Any, Any]:
+    def _build(self) -> Bot:
         root = self.settings.api_root
-        builder = ApplicationBuilder().token(self._token).base_url(f"{root}/bot").base_file_url(f"{root}/file/bot")
-        if self.webhook_mode:
-            builder = builder.updater(None)
-        else:
-            builder = builder.get_updates_request(_PollingRequest(self._polling_answered))
-        app = builder.concurrent_updates(PerChatOrder()).build()
-        app.add_handler(TypeHandler(Update, self._on_update))
-        return app
+        # Long polling holds its request open for poll_timeout_s; its own connection, with room to answer.
+        polling = HTTPXRequest(connection_pool_size=1, read_timeout=_POLL_TIMEOUT_S + 10)
+        return Bot(
+            self._token, base_url=f"{root}/bot", base_file_url=f"{root}/file/bot", get_updates_request=polling
+        )
 
     async def _run_once(self) -> None:
-        app = self._build()
-        await app.initialize()  # getMe: an invalid token raises InvalidToken here
+        bot = self._build()
+        await bot.initialize()  # getMe: an invalid token raises InvalidToken here
         try:
             if self.webhook_mode:
                 assert self.settings.webhook_url is not None
-                await app.bot.set_webhook(
+                await bot.set_webhook(
                     self.settings.webhook_url,
                     secret_token=self.settings.effective_webhook_secret,
                     allowed_updates=["message"],
                 )
+                self._bot = bot
+                self._supervisor.set_state(AdapterState.CONNECTED, f"@{bot.username}")
+                await self._supervisor.stopping.wait()
             else:
-                assert app.updater is not None
-                await app.updater.start_polling(allowed_updates=["message"], error_callback=self._polling_error)
-            await app.start()
-            self._app = app
-            self._supervisor.set_state(AdapterState.CONNECTED, f"@{app.bot.username}")
-            await self._supervisor.stopping.wait()
+                await bot.delete_webhook()
+                self._bot = bot
+                self._supervisor.set_state(AdapterState.CONNECTED, f"@{bot.username}")
+                await self._poll(bot)
         finally:
-            self._app = None
-            if app.updater is not None and app.updater.running:
-                await app.updater.stop()
-            if app.running:
-                await app.stop()
-            await app.shutdown()
+            self._bot = None
+            await bot.shutdown()
 
-    def _polling_answered(self, status: int) -> None:
-        if status == 200 and self._supervisor.health().state == AdapterState.RETRYING:
-            self._supervisor.set_state(AdapterState.CONNECTED, "polling recovered")
+    async def _poll(self, bot: Bot) -> None:
+        """Long polling that confirms a batch (the next offset) only once every update in it is stored.
 
-    def _polling_error(self, error: TelegramError) -> None:
-        # The Updater retries by itself; we only make the outage visible.
-        self.counters["errors"] += 1
-        log.warning("telegram: polling failed, the library retries: %s", error)
-        self._supervisor.set_state(AdapterState.RETRYING, f"polling: {error}")
+        python-telegram-bot's own Updater confirms an update as soon as it is fetched, before the
+        handler runs; an update fetched during a Redis outage was then confirmed and lost.
+        """
+        offset: int | None = None
+        delay = 1.0
+        while not self._supervisor.stopping.is_set():
+            try:
+                updates = await bot.get_updates(
+                    offset=offset, timeout=_POLL_TIMEOUT_S, allowed_updates=["message"]
+                )
+            except InvalidToken:
+                raise
+            except TelegramError as exc:
+                self.counters["errors"] += 1
+                log.warning("telegram: polling failed, retrying in %.0fs: %s", delay, exc)
+                self._supervisor.set_state(AdapterState.RETRYING, f"polling: {exc}")
+                await self._pause(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            delay = 1.0
+            if self._supervisor.health().state == AdapterState.RETRYING:
+                self._supervisor.set_state(AdapterState.CONNECTED, "polling recovered")
+            if updates:
+                await self._store_batch(bot, updates)
+                offset = updates[-1].update_id + 1
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._supervisor.stopping.wait(), seconds)
+
+    async def _store_batch(self, bot: Bot, updates: tuple[Update, ...]) -> None:
+        """Chats side by side, each chat's updates in order; raises (nothing confirmed) if one cannot be stored."""
+        chats: dict[object, list[Update]] = {}
+        for update in updates:
+            chat = update.effective_chat
+            chats.setdefault(chat.id if chat else update.update_id, []).append(update)
+
+        async def one_chat(chat_updates: list[Update]) -> None:
+            for update in chat_updates:
+                try:
+                    await self._admit_update(bot, update, spool=True)
+                except OSError:
+                    raise  # the spool could not write: do not confirm, Telegram keeps the update
+                except Exception:
+                    # A bug for one update must not hold up the others for ever: recorded, then confirmed.
+                    self.counters["errors"] += 1
+                    log.exception("telegram: update %s could not be admitted; skipped", update.update_id)
+
+        await asyncio.gather(*(one_chat(chat_updates) for chat_updates in chats.values()))
 
     async def handle_webhook_update(self, data: dict[str, Any]) -> bool:
-        """An Update POSTed to the gateway; False when the adapter is not running to take it."""
-        app = self._app
-        if app is None:
+        """An Update POSTed to the gateway; True once it is stored, False when it could not be (answer 503)."""
+        bot = self._bot
+        if bot is None:
             return False
-        update = Update.de_json(data, app.bot)
-        # Through the same per-chat order as polled updates: requests that arrive in order are admitted in order.
-        await app.update_processor.process_update(update, app.process_update(update))
-        return True
+        update = Update.de_json(data, bot)
+        chat = update.effective_chat
+        async with self._order.hold(chat.id if chat else update.update_id):
+            result = await self._admit_update(bot, update, spool=False)
+        return result is None or result.decision is not Admission.UNAVAILABLE
 
-    async def _on_update(self, update: Update, context: Any) -> None:
+    async def _admit_update(self, bot: Bot, update: Update, *, spool: bool) -> AdmitResult | None:
         message = update.message
-        app = self._app
-        if message is None or app is None or self._admit is None:
-            return
-        if self._supervisor.health().state == AdapterState.RETRYING:
-            self._supervisor.set_state(AdapterState.CONNECTED, "polling recovered")
-        bot = app.bot
+        if message is None or self._admit is None:
+            return None
         if not addressed_to_bot(message, bot.id, bot.username):
             self.counters["ignored"] += 1
-            return
+            return None
         envelope = await to_envelope(message, bot, self.counters)
-        result = await self._admit(envelope)
+        result = await self._admit(envelope, spool=spool)
+        if result.decision is Admission.UNAVAILABLE:
+            self.counters["unavailable"] += 1
+            return result
         self.counters["admitted"] += 1
         if result.notice:
-            await self._post_notice(bot, message.chat.id, message.message_id, result.notice, envelope.hints)
+            notice = asyncio.create_task(
+                self._post_notice(bot, message.chat.id, message.message_id, result.notice, envelope.hints)
+            )
+            self._notices.add(notice)
+            notice.add_done_callback(self._notices.discard)
+        return result
 
     async def _post_notice(self, bot: Bot, chat_id: int, message_id: int, text: str, hints: dict[str, Any]) -> None:
         self.counters["notices"] += 1

@@ -21,6 +21,7 @@ _STATUS = {
     Admission.RATE_LIMITED: 429,
     Admission.BLOCKED: 403,
     Admission.REJECTED: 400,
+    Admission.UNAVAILABLE: 503,  # nothing was stored: the client should send the same message id again
 }
 
 
@@ -69,6 +70,7 @@ def build_webchat_router(admit: Admit, waiter: ReplyWaiter, reply_timeout_s: flo
                     "message_id": envelope.message_id,
                 },
                 status_code=_STATUS.get(result.decision, 400),
+                headers={"Retry-After": "2"} if result.decision is Admission.UNAVAILABLE else None,
             )
         reply = await waiter.wait(key, reply_timeout_s)
         if reply is None:

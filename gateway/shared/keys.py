@@ -7,20 +7,25 @@ disagree about a name. Prefixes that an operator can change through settings hav
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 __all__ = [
     "ANALYTICS_QUEUE",
+    "CLAIM_PREFIX",
+    "DISPATCHED",
     "DONE_TTL_S",
     "EGRESS_PREFIX",
     "EMOTION_PREFIX",
+    "LEDGER_OPEN",
     "LIMITS_PREFIX",
     "LLM_CACHE_NAMESPACE",
+    "MESSAGE_PREFIX",
+    "STARTED",
     "VOICE_PREFIX",
     "WEBCHAT_REPLY_CHANNEL",
     "WORKER_HEARTBEAT_PREFIX",
-    "MessageKeys",
-    "message_keys",
+    "claim",
+    "conversation_open",
+    "conversation_seq",
+    "message_record",
     "webchat_reply",
 ]
 
@@ -46,26 +51,30 @@ EGRESS_PREFIX = "patchbay:egress"
 LIMITS_PREFIX = "pb"
 
 
-# How long a message's "seen" and "done" records are kept: a platform resend after that is a new message.
+# How long a finished message's record is kept: a platform resend within that time is recognised.
 DONE_TTL_S = 7 * 24 * 3600
 
-
-@dataclass(frozen=True, slots=True)
-class MessageKeys:
-    """The ledger's keys for one message and its conversation."""
-
-    done: str
-    claim: str
-    seq: str
-    done_seq: str
-    seen: str
+# The ledger (gateway/shared/ledger.py): one record per admitted message, and the indexes over them.
+MESSAGE_PREFIX = "patchbay:msg:"  # HASH per message: envelope, seq, state, dispatch number, attempts
+CLAIM_PREFIX = "patchbay:claim:"  # STRING per message being handled: the holder's token, with a lease TTL
+LEDGER_OPEN = "patchbay:ledger:open"  # ZSET of unfinished messages, scored by when the reaper looks next
+DISPATCHED = "patchbay:ledger:dispatched"  # counter: the number of the latest task put on the queue
+STARTED = "patchbay:ledger:started"  # the highest dispatch number a worker has started
 
 
-def message_keys(message_key: str, conversation_key: str) -> MessageKeys:
-    return MessageKeys(
-        done=f"patchbay:msg:{message_key}:done",
-        claim=f"patchbay:msg:{message_key}:claim",
-        seen=f"patchbay:msg:{message_key}:seen",
-        seq=f"patchbay:conv:{conversation_key}:seq",
-        done_seq=f"patchbay:conv:{conversation_key}:done_seq",
-    )
+def message_record(message_key: str) -> str:
+    return MESSAGE_PREFIX + message_key
+
+
+def claim(message_key: str) -> str:
+    return CLAIM_PREFIX + message_key
+
+
+def conversation_seq(conversation_key: str) -> str:
+    """Counter: the conversation's last sequence number, given at admission."""
+    return f"patchbay:conv:{conversation_key}:seq"
+
+
+def conversation_open(conversation_key: str) -> str:
+    """ZSET of the conversation's unfinished messages, scored by sequence number: the lowest goes first."""
+    return f"patchbay:conv:{conversation_key}:open"

@@ -33,12 +33,17 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "result_serializer": "json",
         "accept_content": ["json"],  # never pickle: an envelope is data, not code
         "task_ignore_result": True,  # replies travel through egress, not the result backend
-        "task_acks_late": True,  # ack after the reply went out, so a dead worker's message is redelivered
-        "task_reject_on_worker_lost": True,
+        # Acked when the task starts: from then on the ledger, not the broker, brings the message back
+        # (docs/decisions.md). Late acks would only add kombu redeliveries of tasks still being worked on.
+        "task_acks_late": False,
         "worker_prefetch_multiplier": 1,
         "broker_transport_options": transport,
         "result_backend_transport_options": transport,
         "broker_connection_retry_on_startup": True,
+        # A worker never exits because Redis went away: it reconnects for as long as it takes.
+        "broker_connection_retry": True,
+        "broker_connection_max_retries": None,
+        "broker_pool_limit": 10,
         "task_default_queue": QUEUE,
         "task_routes": {TASK_NAME: {"queue": QUEUE}},
         "worker_hijack_root_logger": False,

@@ -9,7 +9,11 @@ from pydantic import AliasChoices, Field
 
 from gateway.shared.config import PatchbaySettings
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "SettingsConflict", "get_settings"]
+
+
+class SettingsConflict(ValueError):
+    """Settings that each parse but cannot work together; raised at start-up by ``Settings.check``."""
 
 
 class Settings(PatchbaySettings):
@@ -55,7 +59,24 @@ class Settings(PatchbaySettings):
     visibility_timeout_s: int = Field(
         default=300,
         validation_alias=AliasChoices("PATCHBAY_VISIBILITY_TIMEOUT", "visibility_timeout_s"),
-        description="seconds before Redis redelivers a task whose worker died without acking it",
+        description="seconds before the broker redelivers a task a worker reserved but never started",
+    )
+    claim_lease_s: float = Field(
+        default=5.0,
+        validation_alias=AliasChoices("PATCHBAY_CLAIM_LEASE", "claim_lease_s"),
+        description="a worker's claim on a message lasts this long unless renewed; a dead worker's message "
+        "is dispatched again about this long (plus one reaper round) after its last renewal",
+    )
+    reaper_interval_s: float = Field(
+        default=1.0,
+        validation_alias=AliasChoices("PATCHBAY_REAPER_INTERVAL", "reaper_interval_s"),
+        description="how often each worker looks for unfinished messages nobody holds",
+    )
+    max_attempts: int = Field(
+        default=5,
+        validation_alias=AliasChoices("PATCHBAY_MAX_ATTEMPTS", "max_attempts"),
+        description="starts of one message that never finish (its workers died) before it is answered with an "
+        "apology and recorded as abandoned",
     )
     history_turns: int = Field(
         default=8,
@@ -72,6 +93,31 @@ class Settings(PatchbaySettings):
         description="bearer token of /admin and /dashboard; `patchbay run` generates one when unset",
     )
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("PATCHBAY_LOG_LEVEL", "log_level"))
+
+    def check(self) -> None:
+        """Refuse, at start-up, settings that cannot work together; the message says what to change."""
+        problems = []
+        if self.claim_lease_s < 1.0:
+            problems.append(f"PATCHBAY_CLAIM_LEASE={self.claim_lease_s:g} is below 1 s: leases would lapse under load")
+        if self.reaper_interval_s <= 0 or self.reaper_interval_s * 2 > self.claim_lease_s:
+            problems.append(
+                f"PATCHBAY_REAPER_INTERVAL={self.reaper_interval_s:g} must be positive and at most half of "
+                f"PATCHBAY_CLAIM_LEASE={self.claim_lease_s:g}"
+            )
+        if self.visibility_timeout_s < 2 * self.claim_lease_s:
+            problems.append(
+                f"PATCHBAY_VISIBILITY_TIMEOUT={self.visibility_timeout_s} is shorter than twice "
+                f"PATCHBAY_CLAIM_LEASE={self.claim_lease_s:g}: the broker would redeliver tasks that are "
+                "only waiting for a free worker thread"
+            )
+        if self.max_attempts < 1:
+            problems.append(f"PATCHBAY_MAX_ATTEMPTS={self.max_attempts} must be at least 1")
+        if self.worker_concurrency < 1:
+            problems.append(f"PATCHBAY_WORKER_CONCURRENCY={self.worker_concurrency} must be at least 1")
+        if self.reply_timeout_s <= 0:
+            problems.append(f"PATCHBAY_REPLY_TIMEOUT={self.reply_timeout_s:g} must be positive")
+        if problems:
+            raise SettingsConflict("these settings cannot work together:\n  - " + "\n  - ".join(problems))
 
     @property
     def redis_socket(self) -> Path:

@@ -19,10 +19,12 @@ class RecordingAdmit:
 
     def __init__(self, result: AdmitResult | None = None) -> None:
         self.envelopes: list[Envelope] = []
+        self.spooled: list[bool] = []  # what each call asked for: may an outage spool it?
         self.result = result or AdmitResult(Admission.QUEUED)
 
-    async def __call__(self, envelope: Envelope) -> AdmitResult:
+    async def __call__(self, envelope: Envelope, *, spool: bool = False) -> AdmitResult:
         self.envelopes.append(envelope)
+        self.spooled.append(spool)
         return self.result
 
 

@@ -99,8 +99,7 @@ def test_malformed_requests_are_refused_and_enqueue_nothing(make_cluster, sim_en
 def test_worker_killed_mid_message_still_replies_exactly_once(
     make_cluster, sim_env, llm_sim, redis_client, reply_tap
 ) -> None:
-    env = {**sim_env, "PATCHBAY_VISIBILITY_TIMEOUT": "4"}
-    cluster = make_cluster(env).start(workers=1)
+    cluster = make_cluster({**sim_env, "PATCHBAY_CLAIM_LEASE": "3"}).start(workers=1)
     llm_sim.configure(latency_ms=3000)
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(cluster.chat, "dave", "are you still there?", message_id="k1")
