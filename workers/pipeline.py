@@ -159,10 +159,10 @@ class WorkerContext:
 
     async def _run(self, message: _Message, stack: Stack) -> Outcome:
         waited = time.perf_counter()
-        await self._wait_turn(message)
+        attempt = await self._wait_turn(message)
         waited = time.perf_counter() - waited
-        if message.begun.claim is Claim.EXHAUSTED:
-            return await self._abandon(message)
+        if self.ledger.exhausted(attempt):
+            return await self._abandon(message, attempt - 1)
         if message.begun.previous_state == "sending":
             log.warning("key=%s: the previous worker died while sending; sending again", message.key)
         with (
@@ -184,12 +184,18 @@ class WorkerContext:
                 reply = Reply.answering(message.envelope, INTERNAL_ERROR_REPLY, reason="internal_error")
             return await self._deliver(message, reply, report, waited)
 
-    async def _wait_turn(self, message: _Message) -> None:
-        """Until every earlier message of the conversation is finished; it never gives up on one that is open."""
+    async def _wait_turn(self, message: _Message) -> int:
+        """Until every earlier message of the conversation is finished (it never gives up on an open one).
+
+        Returns this attempt's number: how many times handling of this message has begun.
+        """
         delay = 0.005
-        while not await retry_infrastructure(
-            lambda: self.ledger.turn(message.conversation_key, message.begun.seq), "order"
-        ):
+        while True:
+            attempt = await retry_infrastructure(
+                lambda: self.ledger.turn(message.key, message.conversation_key, message.begun.seq), "order"
+            )
+            if attempt:
+                return attempt
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
 
@@ -221,13 +227,13 @@ class WorkerContext:
         await retry_infrastructure(lambda: self.ledger.release(message.key, message.token, delay), "release")
         return Outcome.RETRY
 
-    async def _abandon(self, message: _Message) -> Outcome:
-        """It started max_attempts times and never finished (its workers died): apologise once, record why."""
-        log.error("abandoning key=%s after %d starts: answering with an apology", message.key, message.begun.starts)
+    async def _abandon(self, message: _Message, attempts: int) -> Outcome:
+        """Its handling began max_attempts times and never finished (its workers died): apologise, record why."""
+        log.error("abandoning key=%s after %d attempts: answering with an apology", message.key, attempts)
         reply = Reply.answering(message.envelope, EXHAUSTED_REPLY, reason="abandoned")
         with message_report(message.key) as report:
             report.degraded = "abandoned"
-            report.error = f"abandoned after {message.begun.starts - 1} attempts that never finished"
+            report.error = f"abandoned after {attempts} attempts that never finished"
             commit = await retry_infrastructure(lambda: self.ledger.commit(message.key, message.token), "commit")
             if commit is Commit.OK:
                 with contextlib.suppress(DeliveryFailed):

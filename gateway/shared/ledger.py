@@ -17,8 +17,8 @@ in one script, and the queue only carries a pointer to it::
 - **The reaper** (``reap``, run by every worker every second; the script is atomic, so two reapers
   never dispatch the same entry twice) re-dispatches an unfinished message that nobody holds once
   its task has provably left the queue: a task dispatched later has started (the queue is FIFO), or
-  the queue is empty. A message that keeps killing its workers is handed to the next worker as
-  ``exhausted`` after ``max_attempts`` starts, and answered with an apology and a recorded reason.
+  the queue is empty. A message whose handling began ``max_attempts`` times and never finished (it
+  keeps killing its workers) is answered with an apology and a recorded reason by the next worker.
 
 Times are the Redis server's (``TIME``), so workers on machines with skewed clocks agree.
 Every key name comes from ``gateway.shared.keys``; both the gateway and the workers import this
@@ -51,14 +51,14 @@ local seq = redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 local d = redis.call('INCR', KEYS[5])
 redis.call('HSET', KEYS[1], 'env', ARGV[2], 'seq', seq, 'conv', ARGV[3], 'state', 'accepted',
-           'dispatch', d, 'starts', 0, 'retries', 0, 'accepted_ms', now)
+           'dispatch', d, 'attempts', 0, 'retries', 0, 'accepted_ms', now)
 redis.call('ZADD', KEYS[3], seq, ARGV[1])
 redis.call('ZADD', KEYS[4], now + tonumber(ARGV[4]), ARGV[1])
 return {seq, d}
 """
 )
 
-# KEYS: record, claim, started.  ARGV: token, lease (ms), dispatch number, max attempts
+# KEYS: record, claim, started.  ARGV: token, lease (ms), dispatch number
 _BEGIN = """
 local d = tonumber(ARGV[3])
 if d > tonumber(redis.call('GET', KEYS[3]) or '0') then redis.call('SET', KEYS[3], d) end
@@ -67,12 +67,9 @@ if not state or state == 'done' then return {'done'} end
 local holder = redis.call('GET', KEYS[2])
 if holder and holder ~= ARGV[1] then return {'busy'} end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-local starts = redis.call('HINCRBY', KEYS[1], 'starts', 1)
 redis.call('HSET', KEYS[1], 'state', 'claimed')
 local f = redis.call('HMGET', KEYS[1], 'env', 'seq', 'conv', 'retries')
-local verdict = 'claimed'
-if starts > tonumber(ARGV[4]) then verdict = 'exhausted' end
-return {verdict, f[1], f[2], f[3], state, starts, f[4]}
+return {'claimed', f[1], f[2], f[3], state, f[4]}
 """
 
 # KEYS: claim, record.  ARGV: token, lease (ms)
@@ -86,11 +83,13 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
-# KEYS: conversation open.  ARGV: sequence number, record prefix
+# KEYS: conversation open, record.  ARGV: sequence number, record prefix
+# Returns 0 while an earlier message is unfinished; else this attempt's number (attempts count handling
+# that really began, so messages that were only waiting for their turn in a killed worker do not count).
 _TURN = """
 while true do
   local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  if #head == 0 or tonumber(head[2]) >= tonumber(ARGV[1]) then return 1 end
+  if #head == 0 or tonumber(head[2]) >= tonumber(ARGV[1]) then return redis.call('HINCRBY', KEYS[2], 'attempts', 1) end
   local state = redis.call('HGET', ARGV[2] .. head[1], 'state')
   if state and state ~= 'done' then return 0 end
   redis.call('ZREM', KEYS[1], head[1])
@@ -128,7 +127,7 @@ if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state or state == 'done' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'accepted')
-redis.call('HINCRBY', KEYS[1], 'starts', -1)
+if tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') > 0 then redis.call('HINCRBY', KEYS[1], 'attempts', -1) end
 redis.call('HINCRBY', KEYS[1], 'retries', 1)
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[3])
 return 1
@@ -166,7 +165,6 @@ return out
 
 class Claim(StrEnum):
     CLAIMED = "claimed"
-    EXHAUSTED = "exhausted"  # claimed, but it has started max_attempts times already: answer with an apology
     BUSY = "busy"  # another live worker holds it: leave it to them
     DONE = "done"  # already answered (or recorded why not)
 
@@ -190,7 +188,6 @@ class Begun:
     seq: int = 0
     conversation_key: str = ""
     previous_state: str = ""  # "sending": the previous holder died while sending; delivery is unknown
-    starts: int = 0
     retries: int = 0
 
 
@@ -250,7 +247,7 @@ class Ledger:
     async def begin(self, message_key: str, token: str, dispatch: int) -> Begun:
         result = await self._begin(
             keys=[keys.message_record(message_key), keys.claim(message_key), keys.STARTED],
-            args=[token, self.lease_ms, dispatch, self.max_attempts],
+            args=[token, self.lease_ms, dispatch],
         )
         verdict = Claim(_text(result[0]))
         if verdict in (Claim.BUSY, Claim.DONE):
@@ -261,8 +258,7 @@ class Ledger:
             seq=int(result[2] or 0),
             conversation_key=_text(result[3]),
             previous_state=_text(result[4]),
-            starts=int(result[5]),
-            retries=int(result[6] or 0),
+            retries=int(result[5] or 0),
         )
 
     async def renew(self, message_key: str, token: str) -> bool:
@@ -273,9 +269,18 @@ class Ledger:
             )
         )
 
-    async def turn(self, conversation_key: str, seq: int) -> bool:
-        """True once no earlier message of the conversation is unfinished."""
-        return bool(await self._turn(keys=[keys.conversation_open(conversation_key)], args=[seq, keys.MESSAGE_PREFIX]))
+    async def turn(self, message_key: str, conversation_key: str, seq: int) -> int:
+        """0 while an earlier message of the conversation is unfinished; then the number of this attempt."""
+        return int(
+            await self._turn(
+                keys=[keys.conversation_open(conversation_key), keys.message_record(message_key)],
+                args=[seq, keys.MESSAGE_PREFIX],
+            )
+        )
+
+    def exhausted(self, attempt: int) -> bool:
+        """Handling began ``max_attempts`` times before and never finished: its workers died each time."""
+        return attempt > self.max_attempts
 
     async def commit(self, message_key: str, token: str) -> Commit:
         """The last check before egress: are we still the one to answer?"""

@@ -63,7 +63,7 @@ async def test_a_dead_holders_message_is_dispatched_again_once_its_lease_lapses(
     assert [key for key, _ in due] == ["m1"] and due[0][1] > admitted.dispatch
     assert await ledger.reap() == [], "one reaper round dispatches it once"
     again = await ledger.begin("m1", "worker-b", due[0][1])
-    assert again.claim is Claim.CLAIMED and again.starts == 2
+    assert again.claim is Claim.CLAIMED
 
 
 async def test_a_task_lost_between_queue_and_worker_is_found(ledger: Ledger, redis_client: redis.Redis) -> None:
@@ -90,13 +90,13 @@ async def test_turns_follow_the_sequence_and_heal_over_vanished_records(
 ) -> None:
     for n in range(1, 4):
         await ledger.admit(f"m{n}", "c1", "{}")
-    assert await ledger.turn("c1", 1)
-    assert not await ledger.turn("c1", 2) and not await ledger.turn("c1", 3)
+    assert await ledger.turn("m1", "c1", 1) == 1
+    assert await ledger.turn("m2", "c1", 2) == 0 and await ledger.turn("m3", "c1", 3) == 0
     await ledger.begin("m1", "w", 1)
     await ledger.finish("m1", "c1", "w", "replied")
-    assert await ledger.turn("c1", 2) and not await ledger.turn("c1", 3)
+    assert await ledger.turn("m2", "c1", 2) == 1 and await ledger.turn("m3", "c1", 3) == 0
     redis_client.delete(keys.message_record("m2"))  # lost outside the ledger's control (e.g. a flushed key)
-    assert await ledger.turn("c1", 3), "a vanished predecessor never stalls its conversation"
+    assert await ledger.turn("m3", "c1", 3) == 1, "a vanished predecessor never stalls its conversation"
 
 
 async def test_a_lapsed_holder_cannot_send_once_another_worker_holds_it(ledger: Ledger) -> None:
@@ -125,23 +125,32 @@ async def test_release_schedules_a_retry_without_counting_a_crash(ledger: Ledger
     admitted = await ledger.admit("m1", "c1", "{}")
     assert admitted is not None
     await ledger.begin("m1", "w", admitted.dispatch)
+    assert await ledger.turn("m1", "c1", 1) == 1
     assert await ledger.release("m1", "w", delay_s=30)
     score = redis_client.zscore(keys.LEDGER_OPEN, "m1")
     now_ms = redis_client.time()[0] * 1000
     assert score is not None and score > now_ms + 25_000, "not before the delay the platform asked for"
+    assert await ledger.turn("m1", "c1", 1) == 1
     again = await ledger.begin("m1", "w2", admitted.dispatch)
-    assert again.claim is Claim.CLAIMED and again.starts == 1 and again.retries == 1
+    assert again.claim is Claim.CLAIMED and again.retries == 1
 
 
-async def test_a_message_that_keeps_killing_workers_is_exhausted(ledger: Ledger) -> None:
-    admitted = await ledger.admit("poison", "c1", "{}")
-    assert admitted is not None
-    verdicts = []
-    for attempt in range(4):  # max_attempts=3: the fourth start gets it to apologise
-        begun = await ledger.begin("poison", f"w{attempt}", admitted.dispatch)
-        verdicts.append(begun.claim)
-        await asyncio.sleep(1.05)  # each holder "dies": its lease lapses
-    assert verdicts == [Claim.CLAIMED, Claim.CLAIMED, Claim.CLAIMED, Claim.EXHAUSTED]
+async def test_only_handling_that_began_counts_as_an_attempt(ledger: Ledger) -> None:
+    first = await ledger.admit("poison", "c1", "{}")
+    waiting = await ledger.admit("behind", "c1", "{}")
+    assert first is not None and waiting is not None
+    attempts = []
+    for attempt in range(4):  # max_attempts=3: the fourth attempt is the one that apologises
+        await ledger.begin("poison", f"w{attempt}", first.dispatch)
+        await ledger.begin("behind", f"w{attempt}", waiting.dispatch)
+        attempts.append(await ledger.turn("poison", "c1", 1))
+        assert await ledger.turn("behind", "c1", 2) == 0  # only waiting: no attempt
+        await asyncio.sleep(1.05)  # the worker holding both dies: the leases lapse
+    assert [ledger.exhausted(n) for n in attempts] == [False, False, False, True]
+    await ledger.begin("poison", "last", first.dispatch)
+    await ledger.finish("poison", "c1", "last", "abandoned")
+    await ledger.begin("behind", "last", waiting.dispatch)
+    assert await ledger.turn("behind", "c1", 2) == 1, "the message that only waited starts with a clean count"
 
 
 async def test_finishing_drops_the_envelope_but_keeps_the_dedupe_record(
