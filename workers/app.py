@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from gateway.shared.queue import QUEUE, TASK_NAME, celery_settings
-from gateway.shared.redis_urls import celery_url
+from gateway.shared.queue import QUEUE, TASK_NAME, broker_url, celery_settings
 from gateway.shared.settings import Settings
 
 __all__ = ["QUEUE", "TASK_NAME", "app", "make_celery"]
@@ -17,7 +16,7 @@ __all__ = ["QUEUE", "TASK_NAME", "app", "make_celery"]
 
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or Settings()
-    celery = Celery("patchbay", broker=celery_url(settings.effective_redis_url), include=["workers.tasks"])
+    celery = Celery("patchbay", broker=broker_url(settings), include=["workers.tasks"])
     celery.conf.update(celery_settings(settings))
     return celery
 

@@ -36,7 +36,8 @@ def run_worker(settings: Settings, *, concurrency: int | None = None, name: str 
         except Exception:
             log.exception("worker warm-up failed; the stack will be built on the first message")
 
-    app.worker_main(
+    # app.start, not app.worker_main: worker_main drops the exit code, and a crashed worker must not exit 0.
+    code = app.start(
         argv=[
             "worker",
             "--pool=threads",
@@ -48,3 +49,5 @@ def run_worker(settings: Settings, *, concurrency: int | None = None, name: str 
             "--without-mingle",
         ]
     )
+    if code:
+        raise SystemExit(code)

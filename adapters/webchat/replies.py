@@ -70,6 +70,8 @@ class ReplyWaiter:
             try:
                 async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(REPLY_CHANNEL)
+                    if self._subscribed.is_set():
+                        await self._collect_missed()
                     self._subscribed.set()
                     delay = 0.5
                     async for message in pubsub.listen():
@@ -80,6 +82,14 @@ class ReplyWaiter:
                 log.warning("web chat reply subscription lost (%r); resubscribing in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
+
+    async def _collect_missed(self) -> None:
+        """Replies announced while we were not subscribed (a Redis restart) are still stored: pick them up."""
+        for message_key, future in list(self._waiting.items()):
+            if not future.done():
+                stored = await self.fetch(message_key)
+                if stored is not None and not future.done():
+                    future.set_result(stored)
 
     def _deliver(self, data: object) -> None:
         try:

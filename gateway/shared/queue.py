@@ -10,10 +10,11 @@ from typing import Any
 
 from celery import Celery
 
+from gateway.shared import kombu_redis
 from gateway.shared.redis_urls import celery_url
 from gateway.shared.settings import Settings
 
-__all__ = ["QUEUE", "TASK_NAME", "celery_settings", "producer"]
+__all__ = ["QUEUE", "TASK_NAME", "broker_url", "celery_settings", "producer"]
 
 QUEUE = "patchbay"
 TASK_NAME = "patchbay.handle_message"
@@ -29,6 +30,7 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "unacked_restore_throttle": 1,
     }
     return {
+        "broker_transport": kombu_redis.ALIAS,  # survives Redis restarts (see that module)
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],  # never pickle: an envelope is data, not code
@@ -53,8 +55,12 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
     }
 
 
+def broker_url(settings: Settings) -> str:
+    return kombu_redis.broker_url(celery_url(settings.effective_redis_url))
+
+
 def producer(settings: Settings) -> Celery:
     """A Celery app that can only send ``TASK_NAME`` by name: the gateway's side of the queue."""
-    app = Celery("patchbay-producer", broker=celery_url(settings.effective_redis_url))
+    app = Celery("patchbay-producer", broker=broker_url(settings))
     app.conf.update(celery_settings(settings))
     return app
