@@ -215,9 +215,9 @@ class WorkerContext:
             await self._emit_reply(message.envelope, reply, report)
             return Outcome.UNDELIVERABLE
         report.ts_egress = time.time()
+        self._log_replied(message, reply, report, waited_s)  # before finish: "drained" then implies "logged"
         await self._finish(message, "replied")
         await self._emit_reply(message.envelope, reply, report)
-        self._log_replied(message, reply, report, waited_s)
         return Outcome.REPLIED
 
     async def _retry(self, message: _Message, exc: Exception, what: str, after_s: float | None = None) -> Outcome:

@@ -26,6 +26,7 @@ from adapters.sim.discord import DEFAULT_DISCORD_TOKEN
 from adapters.sim.slack import DEFAULT_SIGNING_SECRET, DEFAULT_SLACK_TOKEN
 from adapters.sim.telegram import DEFAULT_TELEGRAM_TOKEN
 from adapters.webchat.outbound import REPLY_CHANNEL
+from gateway.shared.keys import LEDGER_OPEN
 from tests.e2e.harness import Cluster, wait_until
 
 __all__ = [
@@ -119,7 +120,8 @@ def platform_state(cluster: Cluster, platform: str) -> str:
 
 
 def queue_drained(client: redis.Redis) -> bool:
-    return client.llen("patchbay") == 0 and client.hlen("unacked") == 0
+    # Nothing queued, and nothing recorded but unfinished: every admitted message was answered (or why not).
+    return client.llen("patchbay") == 0 and client.hlen("unacked") == 0 and client.zcard(LEDGER_OPEN) == 0
 
 
 def wait_connected(cluster: Cluster, platforms: tuple[str, ...] = ("discord", "telegram", "slack")) -> None:

@@ -13,6 +13,7 @@ import httpx
 import pytest
 import redis
 
+from gateway.shared.keys import LEDGER_OPEN
 from tests.e2e.harness import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -37,7 +38,8 @@ def reply_tap(redis_client: redis.Redis) -> Iterator[Counter[str]]:
 
 
 def _queue_drained(client: redis.Redis) -> bool:
-    return client.llen("patchbay") == 0 and client.hlen("unacked") == 0
+    # Nothing queued, and nothing recorded but unfinished: every admitted message was answered (or why not).
+    return client.llen("patchbay") == 0 and client.hlen("unacked") == 0 and client.zcard(LEDGER_OPEN) == 0
 
 
 def test_webchat_message_gets_one_reply(make_cluster, sim_env, llm_sim, redis_client, reply_tap) -> None:
