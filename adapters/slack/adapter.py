@@ -12,6 +12,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.base import AdapterState, Admission, Admit, Health, Rate
+from adapters.ordering import ChatOrder
 from adapters.ratings import RatingDesk
 from adapters.slack.normalise import answerable, to_envelope
 from adapters.slack.reactions import to_rating
@@ -52,6 +53,7 @@ class SlackAdapter:
         self.client = AsyncWebClient(token=settings.bot_token, base_url=settings.api_root)
         self.bot_user_id: str | None = None
         self._notices: set[asyncio.Task[None]] = set()
+        self._order = ChatOrder()
         self.counters: dict[str, int] = {"admitted": 0, "ignored": 0, "notices": 0, "errors": 0, "retries_seen": 0}
         self.app = AsyncApp(
             client=self.client,
@@ -127,7 +129,9 @@ class SlackAdapter:
             return
         envelope = to_envelope(body, event, self.bot_user_id)
         # Socket Mode cannot ask Slack to redeliver: an outage spools the message on the gateway's disk.
-        result = await self._admit(envelope, spool=self.socket_mode)
+        # One channel's events are admitted one at a time, in the order they reached this listener.
+        async with self._order.hold(envelope.conversation_id):
+            result = await self._admit(envelope, spool=self.socket_mode)
         if result.decision is Admission.UNAVAILABLE:
             self.counters["errors"] += 1
             raise AdmissionUnavailable(result.reason)  # bolt answers 500: Slack sends the event again
