@@ -3,7 +3,9 @@
 validate (the adapter built a typed Envelope) → guard (size, block list, abuse, rate limits) →
 dedupe on (platform, bot, conversation, message id) and take the conversation's next sequence
 number, in one Redis round trip → enqueue one JSON task → record the decision for analytics.
-Every message gets a recorded decision; none is dropped silently.
+Every message gets a recorded decision; none is dropped silently. A Redis that is full (its memory
+cap, ``noeviction``) refuses the writes: the answer is ``busy`` with a "try again" notice, and nothing
+is half-queued.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any, Protocol
 
 from celery import Celery
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
-from adapters.base import Admission, AdmitResult
+from adapters.base import BUSY_NOTICE, Admission, AdmitResult
 from gateway.shared.envelope import Envelope
 from gateway.shared.events import emit_event
 from gateway.shared.keys import DONE_TTL_S, message_keys
@@ -52,6 +55,15 @@ class Guard(Protocol):
     async def check(self, envelope: Envelope) -> GuardVerdict: ...
 
 
+def _redis_full(exc: BaseException) -> bool:
+    """Redis' answer to a write over ``maxmemory`` (possibly wrapped by kombu when enqueuing)."""
+    while exc is not None:
+        if "OOM command not allowed" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
 _ACTIONS = {
     "rate_limited": Admission.RATE_LIMITED,
     "blocked": Admission.BLOCKED,
@@ -67,6 +79,15 @@ class Admitter:
         self._dedupe = redis.register_script(_DEDUPE_AND_SEQUENCE)
 
     async def admit(self, envelope: Envelope) -> AdmitResult:
+        try:
+            return await self._admit(envelope)
+        except ResponseError as exc:
+            if not _redis_full(exc):
+                raise
+            log.error("busy key=%s: Redis is full (maxmemory), nothing queued", envelope.dedupe_key)
+            return AdmitResult(Admission.BUSY, "redis full: try again", BUSY_NOTICE)
+
+    async def _admit(self, envelope: Envelope) -> AdmitResult:
         ts_ingress = envelope.received_at or time.time()
         if self.guard is not None:
             verdict = await self.guard.check(envelope)
@@ -86,6 +107,9 @@ class Admitter:
         except Exception as exc:
             # Not queued: forget that we saw it, so the platform's own retry (or the user's) gets through.
             await self.redis.delete(keys.seen)
+            if _redis_full(exc):
+                log.error("busy key=%s: Redis is full (maxmemory), nothing queued", envelope.dedupe_key)
+                return AdmitResult(Admission.BUSY, "redis full: try again", BUSY_NOTICE)
             log.error("enqueue failed key=%s error=%r", envelope.dedupe_key, exc)
             await self._record(envelope, Admission.REJECTED, f"queue unavailable: {exc}", ts_ingress, None)
             return AdmitResult(Admission.REJECTED, "the message queue is unavailable; please retry")
@@ -105,7 +129,7 @@ class Admitter:
             "platform": str(envelope.platform),
             "bot_id": envelope.bot_id,
             "conversation_id": envelope.conversation_id,
-            "user_id": envelope.author_id,
+            "user_id": envelope.user_key,
             "decision": str(decision),
             "reason": reason,
             "ts_ingress": ts_ingress,

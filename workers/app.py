@@ -17,7 +17,9 @@ __all__ = ["QUEUE", "TASK_NAME", "app", "make_celery"]
 
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or Settings()
-    celery = Celery("patchbay", broker=celery_url(settings.effective_redis_url), include=["workers.tasks"])
+    celery = Celery(
+        "patchbay", broker=celery_url(settings.effective_redis_url), include=["workers.tasks", "workers.forget_task"]
+    )
     celery.conf.update(celery_settings(settings))
     return celery
 

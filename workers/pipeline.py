@@ -117,7 +117,7 @@ class WorkerContext:
         with (
             message_report(envelope.dedupe_key) as report,
             call_context(
-                user_id=envelope.author_id, conversation_key=envelope.conversation_key, platform=envelope.platform
+                user_id=envelope.user_key, conversation_key=envelope.conversation_key, platform=envelope.platform
             ),
         ):
             try:
@@ -157,7 +157,7 @@ class WorkerContext:
             "kind": "reply",
             "platform": str(envelope.platform),
             "conversation_id": envelope.conversation_id,
-            "user_id": envelope.author_id,
+            "user_id": envelope.user_key,
             "patches": [
                 {"patch": t.patch, "method": t.method, "outcome": t.outcome, "reason": t.reason} for t in trace
             ],
