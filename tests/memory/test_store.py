@@ -122,15 +122,16 @@ async def test_workspace_memories_are_shared_within_one_bot_only(memory: SqlMemo
 
 
 async def test_forgetting_a_user_is_complete(memory: SqlMemory) -> None:
-    await memory.remember(turn("dm-alice", "my sister Jane lives in Oslo", "alice", Scope.PRIVATE))
-    await memory.remember(turn("dm-alice", "Nice, Oslo is lovely", "alice", Scope.PRIVATE, role="assistant"))
-    await memory.remember(turn("general", "Oslo trip photos are up", "alice", Scope.CHANNEL))
-    await memory.remember(turn("general", "I went to Oslo too", "bob", Scope.CHANNEL))
+    alice, bob = "discord:alice", "discord:bob"
+    await memory.remember(turn("dm-alice", "my sister Jane lives in Oslo", alice, Scope.PRIVATE))
+    await memory.remember(turn("dm-alice", "Nice, Oslo is lovely", alice, Scope.PRIVATE, role="assistant"))
+    await memory.remember(turn("general", "Oslo trip photos are up", alice, Scope.CHANNEL))
+    await memory.remember(turn("general", "I went to Oslo too", bob, Scope.CHANNEL))
     await memory.flush()
-    assert await memory.forget_user("alice") == 3
-    assert await memory.forget_user("alice") == 0
-    assert await texts(memory, ask("dm-alice", "Oslo sister Jane", "alice", Scope.PRIVATE)) == []
-    assert await texts(memory, ask("general", "Oslo", "bob", Scope.CHANNEL)) == ["I went to Oslo too"]
+    assert await memory.forget_user(alice) == 3
+    assert await memory.forget_user(alice) == 0
+    assert await texts(memory, ask("dm-alice", "Oslo sister Jane", alice, Scope.PRIVATE)) == []
+    assert await texts(memory, ask("general", "Oslo", bob, Scope.CHANNEL)) == ["I went to Oslo too"]
     assert [t.text for t in await memory.history("discord:bot1:dm-alice", 10)] == []
     table = memory._dialect.turns
     async with memory._engine.connect() as conn:

@@ -208,6 +208,7 @@ class SqlMemory:
             if self._is_sqlite:
                 await conn.execute(text(f"DROP TABLE IF EXISTS {self._dialect.prefix}_fts"))
             await conn.execute(text(f"DROP TABLE IF EXISTS {self._dialect.turns}"))
+            await conn.execute(text(f"DROP TABLE IF EXISTS {self._dialect.meta}"))
 
     # ------------------------------------------------------------------ Memory protocol
 
