@@ -117,7 +117,9 @@ def test_json_depth_is_measured_without_parsing() -> None:
     assert not json_depth_exceeds(b'{"a": [1, {"b": "[[[[[[[[[["}]}', 3)
     assert json_depth_exceeds(b'{"a": [1, {"b": [[]]}]}', 3)
     assert json_depth_exceeds(b"[" * 100_000 + b"]" * 100_000, 64)
-    assert json_depth_exceeds(b"[}", 64)  # not JSON: refused, never parsed
+    assert json_depth_exceeds(b"[" * 100_000, 64)  # unbalanced and deep: json.loads would recurse
+    assert not json_depth_exceeds(b"[}{nope", 64)  # malformed but shallow: the route answers it
+    assert not json_depth_exceeds(b"[[]][[]][[]]", 2) and json_depth_exceeds(b"[[[]]]", 2)
     assert not json_depth_exceeds(b'{"text": "\\" ] { escaped quote"}', 2)
 
 
