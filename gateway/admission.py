@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from celery import Celery
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import OutOfMemoryError, ResponseError
 
 from adapters.base import BUSY_NOTICE, Admission, AdmitResult
 from gateway.shared.envelope import Envelope
@@ -55,12 +55,12 @@ class Guard(Protocol):
     async def check(self, envelope: Envelope) -> GuardVerdict: ...
 
 
-def _redis_full(exc: BaseException) -> bool:
-    """Redis' answer to a write over ``maxmemory`` (possibly wrapped by kombu when enqueuing)."""
+def _redis_full(exc: BaseException | None) -> bool:
+    """Redis' answer to a write over ``maxmemory`` (redis-py's OutOfMemoryError, possibly wrapped by kombu)."""
     while exc is not None:
-        if "OOM command not allowed" in str(exc):
+        if isinstance(exc, OutOfMemoryError) or "used memory > 'maxmemory'" in str(exc):
             return True
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        exc = exc.__cause__ or exc.__context__
     return False
 
 
@@ -71,14 +71,25 @@ _ACTIONS = {
 }
 
 
+class Pressure(Protocol):
+    @property
+    def full(self) -> bool: ...
+
+
 class Admitter:
-    def __init__(self, redis: Redis, celery: Celery, guard: Guard | None = None) -> None:
+    def __init__(
+        self, redis: Redis, celery: Celery, guard: Guard | None = None, pressure: Pressure | None = None
+    ) -> None:
         self.redis = redis
         self.celery = celery
         self.guard = guard
+        self.pressure = pressure  # Redis near its memory cap: refuse new work, leave room to finish the rest
         self._dedupe = redis.register_script(_DEDUPE_AND_SEQUENCE)
 
     async def admit(self, envelope: Envelope) -> AdmitResult:
+        if self.pressure is not None and self.pressure.full:
+            log.warning("busy key=%s: Redis is near its memory cap, nothing queued", envelope.dedupe_key)
+            return AdmitResult(Admission.BUSY, "redis near its memory cap: try again", BUSY_NOTICE)
         try:
             return await self._admit(envelope)
         except ResponseError as exc:

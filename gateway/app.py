@@ -35,6 +35,7 @@ from gateway.admission import Admitter
 from gateway.edge import BodyLimits, SecurityHeaders
 from gateway.limits import Guard
 from gateway.limits.clients import ClientLimiter
+from gateway.limits.pressure import MemoryPressure
 from gateway.shared.envelope import Envelope
 from gateway.shared.events import emit_event
 from gateway.shared.identity import user_key
@@ -56,6 +57,7 @@ class GatewayState:
     admitter: Admitter
     waiter: ReplyWaiter
     database: AsyncEngine
+    pressure: MemoryPressure | None = None
     background: list[Any] = field(default_factory=list)
 
     async def admit(self, envelope: Envelope) -> AdmitResult:
@@ -81,7 +83,8 @@ def create_app(settings: Settings | None = None, *, embedded: bool = False) -> F
     secret = settings.session_secret()
     register_secret(secret.decode(errors="replace"), *settings.webchat_api_keys, settings.metrics_token)
     redis = Redis.from_url(redis_py_url(settings.effective_redis_url), max_connections=1024)
-    admitter = Admitter(redis, producer(settings), guard=Guard(redis))
+    pressure = MemoryPressure(redis, high_water=settings.redis_high_water)
+    admitter = Admitter(redis, producer(settings), guard=Guard(redis), pressure=pressure)
     waiter = ReplyWaiter(redis)
     state = GatewayState(
         settings=settings,
@@ -89,6 +92,7 @@ def create_app(settings: Settings | None = None, *, embedded: bool = False) -> F
         admitter=admitter,
         waiter=waiter,
         database=create_async_engine(settings.sqlalchemy_url, pool_pre_ping=True),
+        pressure=pressure,
     )
 
     @asynccontextmanager
@@ -211,6 +215,9 @@ async def _start_side_tasks(state: GatewayState) -> None:
     writer = AnalyticsWriter.from_settings(state.settings)
     writer.start()
     state.background.append(writer)
+    if state.pressure is not None:
+        state.pressure.start()
+        state.background.append(state.pressure)
     await start_platforms(state.admit, state.rate)
 
 

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError
 
 from adapters.base import BUSY_NOTICE, Admission, Admit
 from adapters.webchat.identity import Caller, Identities, IdentityError
@@ -91,7 +91,8 @@ def _busy(detail: str) -> JSONResponse:
 
 
 def _is_full(exc: RedisError) -> bool:
-    return str(exc).startswith("OOM")
+    # redis-py turns Redis' "OOM command not allowed when used memory > 'maxmemory'" into OutOfMemoryError.
+    return isinstance(exc, OutOfMemoryError) or "used memory > 'maxmemory'" in str(exc)
 
 
 def _client_address(request: Request) -> str:

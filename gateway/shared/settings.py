@@ -131,6 +131,13 @@ class Settings(PatchbaySettings):
         validation_alias=AliasChoices("PATCHBAY_REDIS_MAXMEMORY", "redis_maxmemory"),
         description="memory cap of the embedded Redis (noeviction: a full Redis refuses new work); 0 = none",
     )
+    redis_high_water: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        validation_alias=AliasChoices("PATCHBAY_REDIS_HIGH_WATER", "redis_high_water"),
+        description="above this share of Redis' maxmemory new messages are answered busy (workers keep the rest)",
+    )
     forget_timeout_s: float = Field(
         default=120.0,
         gt=0,
