@@ -229,7 +229,7 @@ class SqlMemory:
             "scope_key": turn_scope_token(turn),
         }
         for name in ("conversation_key", "author_id", "user_id", "message_id", "bot_id", "platform"):
-            values[name] = values[name].replace("\x00", "")  # ids from envelopes never have one; others might
+            values[name] = str(values[name]).replace("\x00", "")  # ids from envelopes never have one; others might
         turn_id = await self._insert(values)
         if turn.text.strip() and (turn.role != "assistant" or self.settings.embed_assistant_turns):
             self._ensure_embedder_task()
