@@ -152,4 +152,6 @@ def test_messages_of_a_conversation_are_handled_in_order(
         if " replied key=webchat:webchat:dm-erin:" in line
     )
     assert [message_id for _, message_id in replied] == queued_ids
+    # The tap reads the channel in its own thread, which may lag a loaded machine by a moment.
+    wait_until(lambda: sum(reply_tap.values()) >= len(texts), timeout_s=10, what="the tap to see every reply")
     assert sum(reply_tap.values()) == len(texts)
