@@ -29,10 +29,10 @@ from adapters.sim.llm import SimulatorProcess
 from adapters.sim.ogg import tiny_opus_ogg
 from adapters.sim.slack import DEFAULT_SIGNING_SECRET, DEFAULT_SLACK_TOKEN, sign_slack_request
 from adapters.sim.telegram import DEFAULT_TELEGRAM_TOKEN, TelegramSimulator
+from patches.emotion_tone import DEFAULT_TONE_GUIDANCE
 from tests.e2e.harness import ADMIN_TOKEN, WEBCHAT_API_KEY, Cluster, wait_until
 from tests.e2e.platform_helpers import TELEGRAM_WEBHOOK_SECRET, Platforms, platform_state, queue_drained
 from tests.security.leaks import contains, redis_contents, tree_contents
-from workers.emotion.tone import DEFAULT_TONE_GUIDANCE
 from workers.voice.engine import detect_engine
 from workers.voice.settings import VoiceSettings
 
