@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import NoDecode
 
-from gateway.shared.config import PatchbaySettings
+from gateway.shared.config import PatchbaySettings, comma_separated
 from gateway.shared.files import load_or_create_secret
 
 __all__ = ["Settings", "get_settings"]
@@ -145,12 +145,7 @@ class Settings(PatchbaySettings):
         description="how long DELETE /admin/users/{user}/memory waits for a worker to finish forgetting",
     )
 
-    @field_validator("webchat_api_keys", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+    _keys_from_commas = field_validator("webchat_api_keys", mode="before")(comma_separated)
 
     def session_secret(self) -> bytes:
         """The key of the web chat session cookies (``PATCHBAY_SECRET_KEY`` or ``<data_dir>/secret.key``)."""

@@ -17,7 +17,6 @@ import httpx
 import pytest
 import redis
 
-from adapters.sim.llm import SimulatorProcess
 from gateway.embedded_redis import EmbeddedRedis
 from tests.e2e.harness import WEBCHAT_API_KEY, Cluster, wait_until
 from tests.e2e.platform_helpers import queue_drained
@@ -28,28 +27,15 @@ MB = 1024 * 1024
 
 
 @pytest.fixture
-def llm() -> Iterator[SimulatorProcess]:
-    simulator = SimulatorProcess()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
-
-
-def _env(llm: SimulatorProcess) -> dict[str, str]:
-    return {
-        "PATCHBAY_LLM_MODEL": "openai/sim-model",
-        "PATCHBAY_LLM_API_BASE": llm.base_url,
-        "OPENAI_API_KEY": "sk-test",
-        "PATCHBAY_EMBEDDING_MODEL": "hash",
-        "PATCHBAY_HTTP_HEADER_TIMEOUT": "1",
-        "PATCHBAY_HTTP_BODY_TIMEOUT": "2",
-    }
+def env(sim_env: dict[str, str]) -> dict[str, str]:
+    # Short timeouts, so that slow clients are seen being cut off within the test.
+    return {**sim_env, "PATCHBAY_EMBEDDING_MODEL": "hash", "PATCHBAY_HTTP_HEADER_TIMEOUT": "1",
+            "PATCHBAY_HTTP_BODY_TIMEOUT": "2"}  # fmt: skip
 
 
 @pytest.fixture
-def cluster(make_cluster, llm: SimulatorProcess) -> Cluster:
-    return make_cluster(_env(llm)).start(workers=1)
+def cluster(make_cluster, env: dict[str, str]) -> Cluster:
+    return make_cluster(env).start(workers=1)
 
 
 def _rss_mb(pid: int) -> float:
@@ -173,8 +159,8 @@ def test_pages_send_security_headers(cluster: Cluster) -> None:
     assert httpx.get(cluster.url + "/healthz").headers["x-content-type-options"] == "nosniff"
 
 
-def test_metrics_can_be_restricted(make_cluster, llm: SimulatorProcess) -> None:
-    cluster = make_cluster({**_env(llm), "PATCHBAY_METRICS_TOKEN": "metrics-secret-token"}).start(workers=1)
+def test_metrics_can_be_restricted(make_cluster, env: dict[str, str]) -> None:
+    cluster = make_cluster({**env, "PATCHBAY_METRICS_TOKEN": "metrics-secret-token"}).start(workers=1)
     assert httpx.get(cluster.url + "/metrics").status_code == 401
     scraped = httpx.get(cluster.url + "/metrics", headers={"Authorization": "Bearer metrics-secret-token"})
     assert scraped.status_code == 200 and "patchbay_" in scraped.text
@@ -216,12 +202,12 @@ def _keyed(cluster: Cluster, text: str) -> httpx.Response:
 
 
 def test_a_full_redis_answers_busy_and_never_drops_what_it_holds(
-    small_redis: EmbeddedRedis, tmp_path: Path, llm: SimulatorProcess
+    small_redis: EmbeddedRedis, tmp_path: Path, env: dict[str, str]
 ) -> None:
     client = redis.Redis(unix_socket_path=str(small_redis.socket))
     assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
     assert int(client.config_get("maxmemory")["maxmemory"]) == 8 * MB
-    cluster = Cluster(small_redis.url, tmp_path / "data", _env(llm)).start(workers=1)
+    cluster = Cluster(small_redis.url, tmp_path / "data", env).start(workers=1)
     try:
         with cluster.browser() as browser:
             assert _message(cluster, browser, "before it fills").status_code == 200

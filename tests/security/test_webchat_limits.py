@@ -14,7 +14,6 @@ import httpx
 import pytest
 import redis
 
-from adapters.sim.llm import SimulatorProcess
 from tests.e2e.harness import Cluster, wait_until
 from tests.e2e.platform_helpers import queue_drained
 
@@ -24,20 +23,9 @@ PLATFORM_LIMIT = 20
 
 
 @pytest.fixture
-def llm() -> Iterator[SimulatorProcess]:
-    simulator = SimulatorProcess()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
-
-
-@pytest.fixture
-def limited(redis_url: str, redis_client: redis.Redis, tmp_path: Path, llm: SimulatorProcess) -> Iterator[Cluster]:
+def limited(redis_url: str, redis_client: redis.Redis, tmp_path: Path, sim_env: dict[str, str]) -> Iterator[Cluster]:
     env = {
-        "PATCHBAY_LLM_MODEL": "openai/sim-model",
-        "PATCHBAY_LLM_API_BASE": llm.base_url,
-        "OPENAI_API_KEY": "sk-test",
+        **sim_env,
         "PATCHBAY_EMBEDDING_MODEL": "hash",
         "PATCHBAY_LIMIT_WEBCHAT_ADDRESS": "5/minute",
         "PATCHBAY_LIMIT_WEBCHAT_SESSION": "3/minute",
