@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from gateway.shared.envelope import Envelope, Reply
 
 __all__ = [
+    "BUSY_NOTICE",
     "AdapterState",
     "Admission",
     "Admit",
@@ -40,8 +41,13 @@ class Admission(StrEnum):
     DUPLICATE = "duplicate"
     RATE_LIMITED = "rate_limited"
     BLOCKED = "blocked"
-    REJECTED = "rejected"  # invalid: too long, too many attachments, bad envelope
+    REJECTED = "rejected"  # invalid: too long, too many attachments, empty, bad envelope
     UNAVAILABLE = "unavailable"  # Redis could not be reached: nothing was stored, the sender must retry
+    BUSY = "busy"  # Redis is full (its memory cap): nothing was queued; the sender should try again later
+
+
+# What a user is told when Redis is full and their message could not be taken (decision BUSY).
+BUSY_NOTICE = "I'm overloaded right now and could not take your message. Please send it again in a minute."
 
 
 @dataclass(slots=True)
@@ -69,6 +75,7 @@ class Rating:
     reply_id: str
     user_id: str
     value: int
+    workspace: str = ""  # Slack's team id: a Slack user id is only unique within its workspace
 
 
 Rate = Callable[[Rating], Awaitable[None]]

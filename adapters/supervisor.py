@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from adapters.base import AdapterState, Health
+from gateway.shared.logs import redact
 
 __all__ = ["Supervisor"]
 
@@ -19,7 +20,9 @@ class Supervisor:
 
     ``run_once`` connects and returns only when ``stopping`` is set; any exception is a lost
     connection. ``auth_errors`` mark a refused token: the state becomes FAILED (it is still retried,
-    slowly, since a token can be fixed on the platform side without restarting us).
+    slowly, since a token can be fixed on the platform side without restarting us). The health
+    detail is public (``/healthz``): a refused token is "token refused", never the library's message,
+    which for python-telegram-bot quotes the token itself; other errors are shown redacted.
     """
 
     def __init__(
@@ -42,6 +45,7 @@ class Supervisor:
         return Health(self._health.state, self._health.detail, self._health.since, {"failures": self.failures})
 
     def set_state(self, state: AdapterState, detail: str = "") -> None:
+        detail = redact(detail)
         if state != self._health.state or detail != self._health.detail:
             log.info("%s: %s%s", self.platform, state.value, f" ({detail})" if detail else "")
             self._health = Health(state, detail, time.time())
@@ -58,7 +62,7 @@ class Supervisor:
             except self.auth_errors as exc:
                 self.failures += 1
                 log.error("%s refused our token: %s; retrying in %.0fs", self.platform, exc, max(delay, 60.0))
-                self.set_state(AdapterState.FAILED, f"token refused: {exc}")
+                self.set_state(AdapterState.FAILED, "token refused")
                 delay = max(delay, 60.0)
             except Exception as exc:
                 self.failures += 1

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from adapters.sim.llm import SimulatorProcess  # noqa: E402
 from gateway.embedded_redis import EmbeddedRedis  # noqa: E402
 from gateway.shared.redis_urls import celery_url  # noqa: E402
-from tests.e2e.harness import Cluster  # noqa: E402
+from tests.e2e.harness import WEBCHAT_API_KEY, Cluster  # noqa: E402
 
 BARE_APP = """
 from celery import Celery
@@ -78,7 +78,9 @@ async def _fire(url: str, messages: int, parallel: int, conversations: int) -> t
     latencies: list[float] = []
     failures = 0
     semaphore = asyncio.Semaphore(parallel)
-    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
+    # A site's server-to-server client: the web chat API key lets it name each user (tests/e2e/harness.py).
+    auth = {"Authorization": f"Bearer {WEBCHAT_API_KEY}"}
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits, headers=auth) as client:
 
         async def one(i: int) -> None:
             nonlocal failures

@@ -2,7 +2,10 @@
 
 Every route needs ``Authorization: Bearer $PATCHBAY_ADMIN_TOKEN`` (compared in constant time);
 without it the answer is 401 with ``WWW-Authenticate: Bearer``. The CLI runs the same operations
-(``gateway.limits.BlockList``, ``patches.control``, ``gateway.analytics``).
+(``gateway.limits.BlockList``, ``patches.control``, ``gateway.analytics``). Users are named by their
+qualified key (``telegram:1001``, ``slack:<team>:U0456``); a bare id is refused (422) with the
+qualified forms in the message. Forgetting is a worker's job (it owns memory and the caches): the
+route sends the task and waits for its result (``gateway.shared.forgetting``).
 """
 
 from __future__ import annotations
@@ -33,8 +36,13 @@ from gateway.analytics.summary import summary, timeseries
 from gateway.analytics.timeparse import parse_time
 from gateway.limits.blocks import BlockKind, BlockList
 from gateway.limits.settings import LimitSettings
+from gateway.shared.forgetting import request_forget
+from gateway.shared.identity import parse_user_key
+from gateway.shared.logs import register_secret
+from gateway.shared.queue import producer
 from gateway.shared.redis_urls import redis_py_url
 from gateway.shared.settings import Settings
+from gateway.shared.voice import VoicePreferences
 
 __all__ = ["AdminResources", "AdminTokenMissing", "build_admin_router", "require_admin_token"]
 
@@ -55,6 +63,7 @@ def require_admin_token(settings: Settings, embedded: bool) -> str:
             "Set it to a long random string, e.g. PATCHBAY_ADMIN_TOKEN=$(openssl rand -hex 24)."
         )
     token = secrets.token_urlsafe(24)
+    register_secret(token)  # printed once for the operator, never logged
     print(f"admin token for this run (set PATCHBAY_ADMIN_TOKEN to keep one): {token}", file=sys.stderr)
     return token
 
@@ -67,6 +76,7 @@ class AdminResources:
         self.redis = aioredis.Redis.from_url(url)
         self.sync_redis = redis.Redis.from_url(url)  # patches.control is sync (operator commands)
         self.blocks = BlockList(self.redis, LimitSettings().key_prefix)
+        self.celery = producer(settings)  # sends the forget task by name, as admission sends messages
         self._database_url = settings.sqlalchemy_url
         self._engine: AsyncEngine | None = None
         self._lock = asyncio.Lock()
@@ -80,6 +90,7 @@ class AdminResources:
     async def aclose(self) -> None:
         await self.redis.aclose()
         self.sync_redis.close()
+        self.celery.close()
         if self._engine is not None:
             await self._engine.dispose()
 
@@ -184,23 +195,35 @@ def build_admin_router(settings: Settings, resources: AdminResources | None = No
 
     @router.delete("/blocks/{kind}/{ident}")
     async def remove_block(kind: BlockKind, ident: str) -> dict[str, str]:
-        if not await shared.blocks.unblock(kind, ident):
+        try:
+            removed = await shared.blocks.unblock(kind, ident)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        if not removed:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"{kind} {ident} is not blocked")
         log.warning("admin: unblocked %s %s", kind, ident)
         return {"unblocked": ident}
 
     @router.delete("/users/{user_id}/memory")
     async def forget_user_memory(user_id: str) -> dict[str, Any]:
-        """Forget a user completely: memory turns, vectors, emotional state, voice preference."""
-        from workers.forget import forget_user
-
-        return asdict(await forget_user(settings, user_id))
+        """Forget a user completely: memory, emotional state, voice choice, cached replies, LLM cache; AOF rewritten."""
+        try:
+            user_key = parse_user_key(user_id)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        log.warning("admin: forgetting user %s", user_key)
+        done = await request_forget(shared.celery, shared.redis, user_key, settings.forget_timeout_s)
+        if done is None:
+            raise HTTPException(
+                status.HTTP_504_GATEWAY_TIMEOUT,
+                f"no worker finished forgetting {user_key} within {settings.forget_timeout_s:.0f}s; "
+                "the request stays queued and runs when a worker takes it",
+            )
+        return done.to_json()
 
     @router.put("/voice/conversations/{conversation_key:path}")
     async def set_conversation_voice(conversation_key: str, body: dict[str, Any]) -> dict[str, Any]:
         """Operator switch: spoken replies for everyone in one conversation (``platform:bot:conversation``)."""
-        from workers.voice.preferences import VoicePreferences
-
         enabled = body.get("enabled")
         if not isinstance(enabled, bool):
             raise HTTPException(422, 'send {"enabled": true|false}')

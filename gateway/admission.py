@@ -9,7 +9,9 @@ The ledger record is the commitment: once it is written the message will be answ
 enqueue right after it fails (the workers' reaper dispatches recorded messages nobody took). When
 Redis cannot be reached the message is not confirmed: the caller gets ``UNAVAILABLE`` (webhooks and
 the web chat answer with a status that makes the sender retry), or, for a platform that cannot
-redeliver, the envelope goes to the gateway's durable spool (``spool=True``).
+redeliver, the envelope goes to the gateway's durable spool (``spool=True``). A Redis that is full
+(its memory cap, ``noeviction``), or close to it, refuses new work: the answer is ``busy`` with a
+"try again" notice, and nothing is half-queued.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from typing import Protocol
 from celery import Celery
 from prometheus_client import Counter
 from redis.asyncio import Redis
+from redis.exceptions import OutOfMemoryError
 
-from adapters.base import Admission, AdmitResult
+from adapters.base import BUSY_NOTICE, Admission, AdmitResult
 from gateway.shared.envelope import Envelope
 from gateway.shared.events import emit_event
 from gateway.shared.infra import is_infrastructure_error
@@ -57,6 +60,23 @@ class Guard(Protocol):
     async def check(self, envelope: Envelope) -> GuardVerdict: ...
 
 
+class Pressure(Protocol):
+    @property
+    def full(self) -> bool: ...
+
+
+def _redis_full(exc: BaseException | None) -> bool:
+    """Redis' answer to a write over ``maxmemory`` (redis-py's OutOfMemoryError, possibly wrapped by kombu)."""
+    while exc is not None:
+        if isinstance(exc, OutOfMemoryError) or "used memory > 'maxmemory'" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+_BUSY = AdmitResult(Admission.BUSY, "redis near its memory cap: try again", BUSY_NOTICE)
+
+
 _ACTIONS = {
     "rate_limited": Admission.RATE_LIMITED,
     "blocked": Admission.BLOCKED,
@@ -73,15 +93,20 @@ class Admitter:
         *,
         ledger: Ledger | None = None,
         spool: Spool | None = None,
+        pressure: Pressure | None = None,
     ) -> None:
         self.redis = redis
         self.celery = celery
         self.guard = guard
         self.ledger = ledger or Ledger(redis, queue=QUEUE)
         self.spool = spool
+        self.pressure = pressure  # Redis near its memory cap: refuse new work, leave room to finish the rest
 
     async def admit(self, envelope: Envelope, *, spool: bool = False) -> AdmitResult:
         """Admit one message; with ``spool``, an outage puts it in the durable spool instead of refusing it."""
+        if self.pressure is not None and self.pressure.full:
+            log.warning("busy key=%s: Redis is near its memory cap, nothing queued", envelope.dedupe_key)
+            return _BUSY
         spooling = spool and self.spool is not None
         if spooling and self.spool is not None and self.spool.depth:
             await self.spool.put(envelope, "queued behind spooled messages")  # keeps the conversation's order
@@ -89,6 +114,9 @@ class Admitter:
         try:
             return await self.admit_now(envelope)
         except Exception as exc:
+            if _redis_full(exc):
+                log.error("busy key=%s: Redis is full (maxmemory), nothing queued", envelope.dedupe_key)
+                return _BUSY
             if not is_infrastructure_error(exc):
                 raise
             if spooling and self.spool is not None:
@@ -137,7 +165,7 @@ class Admitter:
             "platform": str(envelope.platform),
             "bot_id": envelope.bot_id,
             "conversation_id": envelope.conversation_id,
-            "user_id": envelope.author_id,
+            "user_id": envelope.user_key,
             "decision": str(decision),
             "reason": reason,
             "ts_ingress": ts_ingress,

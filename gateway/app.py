@@ -2,13 +2,16 @@
 
 ``create_app`` wires the parts explicitly, Starlette-style: each router is built by the package
 that owns it and mounted here; the lifespan starts and stops what runs beside the server
-(the reply subscription, the platform connections, the analytics writer).
+(the reply subscription, the platform connections, the analytics writer). Every request first
+passes the edge (``gateway.edge``, docs/security.md): the trusted-proxy rewrite of the client
+address, security headers, and the body size and JSON depth limits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -23,16 +26,23 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from adapters.base import AdmitResult, Rating
 from adapters.registry import platform_health, platform_routers
+from adapters.webchat.identity import Identities
 from adapters.webchat.replies import ReplyWaiter
 from adapters.webchat.routes import build_webchat_router
 from gateway.admission import Admitter
+from gateway.edge import BodyLimits, SecurityHeaders
 from gateway.limits import Guard
+from gateway.limits.clients import ClientLimiter
+from gateway.limits.pressure import MemoryPressure
 from gateway.shared.envelope import Envelope
 from gateway.shared.events import emit_event
+from gateway.shared.identity import user_key
 from gateway.shared.keys import WORKER_HEARTBEAT_PREFIX
+from gateway.shared.logs import redact, register_secret
 from gateway.shared.queue import producer
 from gateway.shared.redis_urls import redis_client, redis_py_url
 from gateway.shared.settings import Settings
@@ -50,6 +60,7 @@ class GatewayState:
     admitter: Admitter
     waiter: ReplyWaiter
     database: AsyncEngine
+    pressure: MemoryPressure | None = None
     background: list[Any] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -64,7 +75,7 @@ class GatewayState:
                 "kind": "reaction",
                 "platform": rating.platform,
                 "reply_id": rating.reply_id,
-                "user_id": rating.user_id,
+                "user_id": user_key(rating.platform, rating.workspace, rating.user_id),
                 "value": rating.value,
                 "ts": time.time(),
             },
@@ -74,9 +85,12 @@ class GatewayState:
 def create_app(settings: Settings | None = None, *, embedded: bool = False) -> FastAPI:
     settings = settings or Settings()
     settings.check()
+    secret = settings.session_secret()
+    register_secret(secret.decode(errors="replace"), *settings.webchat_api_keys, settings.metrics_token)
     redis = redis_client(settings.effective_redis_url, max_connections=1024)
+    pressure = MemoryPressure(redis, high_water=settings.redis_high_water)
     spool = Spool(settings.data_dir / "spool")
-    admitter = Admitter(redis, producer(settings), guard=Guard(redis), spool=spool)
+    admitter = Admitter(redis, producer(settings), guard=Guard(redis), pressure=pressure, spool=spool)
     waiter = ReplyWaiter(redis)
     state = GatewayState(
         settings=settings,
@@ -84,6 +98,7 @@ def create_app(settings: Settings | None = None, *, embedded: bool = False) -> F
         admitter=admitter,
         waiter=waiter,
         database=create_async_engine(settings.sqlalchemy_url, pool_pre_ping=True),
+        pressure=pressure,
     )
 
     @asynccontextmanager
@@ -113,7 +128,12 @@ def create_app(settings: Settings | None = None, *, embedded: bool = False) -> F
         )
         return JSONResponse({"error": "invalid_request", "detail": problems}, status_code=422)
 
-    app.include_router(build_webchat_router(state.admit, waiter, settings.reply_timeout_s))
+    identities = Identities(secret, settings.webchat_api_keys, settings.session_cookie_secure)
+    app.include_router(
+        build_webchat_router(
+            state.admit, waiter, settings.reply_timeout_s, identities=identities, limits=ClientLimiter(redis)
+        )
+    )
     for router in platform_routers():
         app.include_router(router)
     for router in _operator_routers(settings, embedded):
@@ -124,10 +144,21 @@ def create_app(settings: Settings | None = None, *, embedded: bool = False) -> F
         report = await _health(state)
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
+    metrics_token = (settings.metrics_token or "").encode()
+
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        if metrics_token:
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip().encode()
+            if not hmac.compare_digest(given, metrics_token):
+                return Response("a metrics bearer token is required\n", 401, {"WWW-Authenticate": "Bearer"})
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    # Outermost last: the client address is settled first, headers go on every answer, limits guard the rest.
+    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
+    app.add_middleware(SecurityHeaders)
+    trusted = [host.strip() for host in settings.trusted_proxies.split(",") if host.strip()]
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)  # type: ignore[arg-type]
     return app
 
 
@@ -137,13 +168,13 @@ async def _health(state: GatewayState) -> dict[str, Any]:
         await state.redis.ping()
         checks["redis"] = {"ok": True}
     except Exception as exc:
-        checks["redis"] = {"ok": False, "error": repr(exc)}
+        checks["redis"] = {"ok": False, "error": redact(repr(exc))}
     try:
         async with state.database.connect() as connection:
             await connection.execute(text("SELECT 1"))
         checks["database"] = {"ok": True}
     except Exception as exc:
-        checks["database"] = {"ok": False, "error": repr(exc)}
+        checks["database"] = {"ok": False, "error": redact(repr(exc))}
     workers: list[str] = []
     if checks["redis"]["ok"]:
         async for key in state.redis.scan_iter(match=WORKER_HEARTBEAT_PREFIX + "*", count=100):
@@ -155,8 +186,9 @@ async def _health(state: GatewayState) -> dict[str, Any]:
         with contextlib.suppress(Exception):
             checks["messages"]["open"] = (await state.admitter.ledger.stats()).open
     platforms = platform_health()
+    # /healthz is public: a detail never carries a secret, whatever a library put in its error message.
     checks["platforms"] = {
-        name: {"state": str(health.state), "detail": health.detail} for name, health in platforms.items()
+        name: {"state": str(health.state), "detail": redact(health.detail)} for name, health in platforms.items()
     }
     healthy = all(checks[name]["ok"] for name in ("redis", "database", "workers"))
     return {"status": "ok" if healthy else "degraded", "time": time.time(), "checks": checks}
@@ -196,6 +228,9 @@ async def _start_side_tasks(state: GatewayState) -> None:
     state.background.append(writer)
     if state.admitter.spool is not None:
         state.tasks.append(asyncio.create_task(state.admitter.spool.drain(state.admitter.admit_now), name="spool"))
+    if state.pressure is not None:
+        state.pressure.start()
+        state.background.append(state.pressure)
     await start_platforms(state.admit, state.rate)
 
 

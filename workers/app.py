@@ -16,7 +16,7 @@ __all__ = ["QUEUE", "TASK_NAME", "app", "make_celery"]
 
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or Settings()
-    celery = Celery("patchbay", broker=broker_url(settings), include=["workers.tasks"])
+    celery = Celery("patchbay", broker=broker_url(settings), include=["workers.tasks", "workers.forget_task"])
     celery.conf.update(celery_settings(settings))
     return celery
 

@@ -3,6 +3,11 @@
 It only orchestrates the components it is given; every enhancement lives in a patch layer
 around one of them, or around this handler itself (kind ``handler``: a patch over ``handle``). A failing base LLM becomes a short apology with a
 recorded reason, never silence.
+
+Every per-user thing (voice choice, emotional state, memory, the LLM cache scope) is keyed by the
+platform-qualified user (``envelope.user_key``). The system role holds only the operator's prompt:
+recalled memories are user-supplied text, so they reach the model as a quoted block in a user-role
+message of their own, just before the message being answered.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from workers.components import (
     Voice,
     VoiceStyle,
 )
+from workers.downloads import download
 from workers.report import current_report
 from workers.voice.preferences import VoicePreferences, parse_voice_command
 
@@ -92,7 +98,7 @@ class ChatHandler:
         if self.emotion is not None:
             try:
                 # Through the EmotionReader interface only: the reader may be patched.
-                await self.emotion.observe(envelope.author_id, await self.emotion.read(envelope.text))
+                await self.emotion.observe(envelope.user_key, await self.emotion.read(envelope.text))
             except Exception as exc:  # the emotion state is an enhancement input; the answer must not depend on it
                 log.warning("emotion reading failed key=%s error=%r", envelope.dedupe_key, exc)
                 DEGRADED.labels("emotion").inc()
@@ -108,7 +114,7 @@ class ChatHandler:
             return Reply.answering(
                 envelope, f"Voice replies are not available here: {INSTALL_HINT}", reason="voice_off"
             )
-        await self.voice.preferences.set_user(envelope.author_id, enabled)
+        await self.voice.preferences.set_user(envelope.user_key, enabled)
         return Reply.answering(envelope, "Voice replies are on." if enabled else "Voice replies are off.")
 
     async def _transcribed(self, envelope: Envelope) -> tuple[Envelope, str | None]:
@@ -121,10 +127,11 @@ class ChatHandler:
             log.info("voice message without a transcription provider key=%s", envelope.dedupe_key)
             return envelope, VOICE_INPUT_NOT_SET_UP
         try:
-            audio = voice.data() if voice.data_b64 is not None else await _download(voice.url or "", envelope.platform)
+            audio = await download(voice, envelope.platform)
             text = await transcriber.transcribe(audio, filename=voice.filename or "voice.ogg")
         except Exception as exc:
-            log.warning("transcription failed key=%s error=%r", envelope.dedupe_key, exc)
+            # DownloadError never names the URL (a Telegram file URL contains the bot token).
+            log.warning("transcription failed key=%s error=%s: %s", envelope.dedupe_key, type(exc).__name__, exc)
             DEGRADED.labels("transcription").inc()
             return envelope, "Sorry, I could not listen to that voice message. Could you type it instead?"
         if not text.strip():
@@ -134,11 +141,11 @@ class ChatHandler:
     async def _spoken(self, envelope: Envelope, reply: Reply) -> Reply:
         assert self.voice is not None
         wanted = await self.voice.preferences.should_speak(
-            envelope.author_id, envelope.conversation_key, envelope.voice is not None
+            envelope.user_key, envelope.conversation_key, envelope.voice is not None
         )
         if not wanted:
             return reply
-        style = VoiceStyle(user_id=envelope.author_id, audio_format=_AUDIO_FORMAT.get(envelope.platform, "ogg"))
+        style = VoiceStyle(user_id=envelope.user_key, audio_format=_AUDIO_FORMAT.get(envelope.platform, "ogg"))
         try:
             audio = await self.voice.voice.speak(reply.text, style)
         except Exception as exc:  # a reply without its voice is still a reply; the text goes out
@@ -164,7 +171,7 @@ class ChatHandler:
             RecallQuery(
                 text=envelope.text,
                 conversation_key=envelope.conversation_key,
-                user_id=envelope.author_id,
+                user_id=envelope.user_key,
                 scope=scope,
                 bot_id=envelope.bot_id,
                 platform=envelope.platform,
@@ -174,7 +181,7 @@ class ChatHandler:
         )
         request = LLMRequest(
             messages=self._prompt(envelope, history, recalled),
-            user_id=envelope.author_id,
+            user_id=envelope.user_key,
             conversation_key=envelope.conversation_key,
             max_tokens=self.config.max_tokens,
             personal=bool(history or recalled),
@@ -208,15 +215,16 @@ class ChatHandler:
         return Reply.answering(envelope, text, reason=reason)
 
     def _prompt(self, envelope: Envelope, history: list[Turn], recalled: list[Recalled]) -> list[dict[str, str]]:
-        system = self.config.system_prompt
+        messages = [{"role": "system", "content": self.config.system_prompt}]
+        messages += [{"role": turn.role, "content": turn.text} for turn in history]
         seen = {turn.message_id for turn in history if turn.message_id}
         memories = [item for item in recalled if item.turn.message_id not in seen]
         if memories:
             from workers.memory.prompt import format_memories
 
-            system += "\n\n" + format_memories(memories, budget_tokens=300, now=envelope.timestamp)
-        messages = [{"role": "system", "content": system}]
-        messages += [{"role": turn.role, "content": turn.text} for turn in history]
+            block = format_memories(memories, budget_tokens=300, now=envelope.timestamp)
+            if block:
+                messages.append({"role": "user", "content": block})
         messages.append({"role": "user", "content": envelope.text})
         return messages
 
@@ -225,7 +233,7 @@ class ChatHandler:
             "conversation_key": envelope.conversation_key,
             "platform": str(envelope.platform),
             "bot_id": envelope.bot_id,
-            "user_id": envelope.author_id,
+            "user_id": envelope.user_key,
             "scope": scope,
         }
         user_turn = Turn(
@@ -246,18 +254,3 @@ class ChatHandler:
 
 def _voice_filename(mime_type: str) -> str:
     return "voice.wav" if "wav" in mime_type else "voice.ogg"
-
-
-async def _download(url: str, platform: str) -> bytes:
-    """Fetch a platform-hosted voice file; Slack's private file URLs need the bot token."""
-    import os
-
-    import httpx
-
-    headers = {}
-    if platform == Platform.SLACK and os.environ.get("SLACK_BOT_TOKEN"):
-        headers["Authorization"] = f"Bearer {os.environ['SLACK_BOT_TOKEN']}"
-    async with httpx.AsyncClient(timeout=30, follow_redirects=True) as client:
-        response = await client.get(url, headers=headers)
-        response.raise_for_status()
-        return response.content

@@ -168,7 +168,7 @@ class WorkerContext:
         with (
             message_report(message.key) as report,
             call_context(
-                user_id=message.envelope.author_id,
+                user_id=message.envelope.user_key,
                 conversation_key=message.envelope.conversation_key,
                 platform=message.envelope.platform,
             ),
@@ -274,7 +274,7 @@ class WorkerContext:
             "kind": "reply",
             "platform": str(envelope.platform),
             "conversation_id": envelope.conversation_id,
-            "user_id": envelope.author_id,
+            "user_id": envelope.user_key,
             "patches": [
                 {"patch": t.patch, "method": t.method, "outcome": t.outcome, "reason": t.reason} for t in trace
             ],

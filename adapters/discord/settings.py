@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import NoDecode
 
-from gateway.shared.config import PatchbaySettings
+from gateway.shared.config import PatchbaySettings, comma_separated
 
 __all__ = ["DiscordSettings"]
 
@@ -32,14 +32,7 @@ class DiscordSettings(PatchbaySettings):
         description="channel ids where the bot answers every message, comma-separated",
     )
 
-    @field_validator("channels", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        if isinstance(value, int):
-            return [str(value)]
-        return value
+    _channels_from_commas = field_validator("channels", mode="before")(comma_separated)
 
     def point_library_here(self) -> None:
         """discord.py reads its endpoints from class attributes: the documented way to move them (docs/decisions.md)."""

@@ -1,7 +1,7 @@
 """An OpenAI-compatible LLM simulator on 127.0.0.1 with injectable faults, for tests and benchmarks.
 
-It answers ``POST /v1/chat/completions`` (plain or ``stream=true`` SSE), ``GET /v1/models`` and
-``POST /v1/embeddings``. Replies are a pure function of the messages, so a test can predict them.
+It answers ``POST /v1/chat/completions`` (plain or ``stream=true`` SSE), ``GET /v1/models``,
+``POST /v1/embeddings`` and ``POST /v1/audio/transcriptions`` (the text says how many bytes it heard). Replies are a pure function of the messages, so a test can predict them.
 Faults are drawn from a seeded RNG: ``500``, ``429`` (with ``Retry-After`` and an OpenAI error
 body), ``timeout`` (the request is held far longer than any client waits) and ``malformed`` (200
 with a broken JSON body). Control at run time: ``POST /_control`` (same keys as the constructor),
@@ -127,6 +127,7 @@ class _Stats:
     errors: dict[str, int] = field(default_factory=dict)
     request_times: list[float] = field(default_factory=list)  # monotonic start of each chat request
     recent_prompts: list[list[dict[str, Any]]] = field(default_factory=list)  # the last chat requests' messages
+    transcriptions: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -160,6 +161,7 @@ class LLMSimulator:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/audio/transcriptions", self._transcription)
         app.router.add_post("/_control", self._control)
         app.router.add_get("/_stats", self._stats_handler)
         app.router.add_post("/_reset", self._reset)
@@ -335,6 +337,17 @@ class LLMSimulator:
         tokens = sum(count_tokens(str(t)) for t in texts)
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         return web.json_response({"object": "list", "data": data, "model": body.get("model"), "usage": usage})
+
+    async def _transcription(self, request: web.Request) -> web.Response:
+        """Whisper's shape: a multipart ``file``; the "transcript" is a pure function of its size."""
+        self._stats.requests += 1
+        form = await request.post()
+        upload = form.get("file")
+        if not isinstance(upload, web.FileField):
+            return self._error(400, "invalid_request_error", "a multipart 'file' is required")
+        heard = len(upload.file.read())
+        self._stats.transcriptions += 1
+        return web.json_response({"text": f"a voice message of {heard} bytes"})
 
     async def _control(self, request: web.Request) -> web.Response:
         try:

@@ -14,7 +14,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.base import AdapterState, Admission, Admit, Health, Rate
 from adapters.ordering import ChatOrder
 from adapters.ratings import RatingDesk
-from adapters.slack.normalise import answerable, to_envelope
+from adapters.rejections import record_rejection
+from adapters.slack.normalise import answerable, event_problem, to_envelope
 from adapters.slack.reactions import to_rating
 from adapters.slack.settings import SlackSettings
 from adapters.supervisor import Supervisor
@@ -120,6 +121,9 @@ class SlackAdapter:
                 await self._auth_test()
 
     async def _on_event(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        if (problem := event_problem(event)) is not None:  # Socket Mode skips the route's check
+            record_rejection("slack", self.counters, problem)
+            return
         if not answerable(event, self.bot_user_id):
             self.counters["ignored"] += 1
             return
@@ -127,7 +131,11 @@ class SlackAdapter:
             self.counters["errors"] += 1
             log.error("slack: event %s arrived before the adapter was started; dropped", body.get("event_id"))
             return
-        envelope = to_envelope(body, event, self.bot_user_id)
+        try:
+            envelope = to_envelope(body, event, self.bot_user_id)
+        except (ValueError, KeyError) as exc:  # EnvelopeError and pydantic's errors are ValueErrors
+            record_rejection("slack", self.counters, f"not a valid message: {exc}")
+            return
         # Socket Mode cannot ask Slack to redeliver: an outage spools the message on the gateway's disk.
         # One channel's events are admitted one at a time, in the order they reached this listener.
         async with self._order.hold(envelope.conversation_id):
@@ -151,7 +159,10 @@ class SlackAdapter:
             log.warning("slack: could not post a rate-limit notice: %s", exc)
 
     async def _on_reaction(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        rating = to_rating(event, self.bot_user_id)
+        if event_problem(event) is not None:
+            self._ratings.ignore("malformed")
+            return
+        rating = to_rating(event, self.bot_user_id, str(body.get("team_id") or event.get("team") or ""))
         if isinstance(rating, str):
             self._ratings.ignore(rating)
             return

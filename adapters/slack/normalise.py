@@ -8,10 +8,40 @@ from typing import Any
 
 from gateway.shared.envelope import Attachment, Envelope, Platform
 
-__all__ = ["answerable", "to_envelope"]
+__all__ = ["answerable", "event_problem", "to_envelope"]
 
 _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
 _ALLOWED_SUBTYPES = {None, "file_share", "thread_broadcast"}  # edits, joins, bot posts... are not questions
+
+
+_STRINGS = ("type", "subtype", "user", "text", "channel", "channel_type", "thread_ts", "team", "reaction")
+
+
+def event_problem(event: dict[str, Any]) -> str | None:
+    """Why a (signed) event cannot be taken as it is — a field of the wrong type — or None.
+
+    A signature proves who sent an event, not that its fields make sense; str() of a dict must never
+    become a user's "text".
+    """
+    for name in _STRINGS:
+        if name in event and event[name] is not None and not isinstance(event[name], str):
+            return f"event.{name} must be a string, not {type(event[name]).__name__}"
+    if event.get("type") in ("message", "app_mention"):
+        ts = event.get("ts")
+        if not isinstance(ts, str):
+            return "event.ts must be a string"
+        try:
+            float(ts)
+        except ValueError:
+            return "event.ts is not a Slack timestamp"
+        if not isinstance(event.get("channel"), str) or not event["channel"]:
+            return "event.channel is missing"
+        files = event.get("files")
+        if files is not None and (not isinstance(files, list) or not all(isinstance(f, dict) for f in files)):
+            return "event.files must be a list of objects"
+    if event.get("type") == "reaction_added" and not isinstance(event.get("item"), dict):
+        return "event.item must be an object"
+    return None
 
 
 def answerable(event: dict[str, Any], bot_user_id: str | None) -> bool:

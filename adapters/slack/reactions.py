@@ -9,7 +9,7 @@ from adapters.base import Rating, rating_value
 __all__ = ["to_rating"]
 
 
-def to_rating(event: dict[str, Any], bot_user_id: str | None) -> Rating | str:
+def to_rating(event: dict[str, Any], bot_user_id: str | None, workspace: str = "") -> Rating | str:
     """The rating this reaction gives, or why it gives none (a short reason, used as a counter name)."""
     item = event.get("item") or {}
     if item.get("type") != "message" or not item.get("ts"):
@@ -27,4 +27,4 @@ def to_rating(event: dict[str, Any], bot_user_id: str | None) -> Rating | str:
     value = rating_value(str(event.get("reaction") or ""))
     if value is None:
         return "other_emoji"
-    return Rating("slack", str(item["ts"]), str(user), value)
+    return Rating("slack", str(item["ts"]), str(user), value, workspace)

@@ -1,4 +1,9 @@
-"""Telegram ``Message`` -> ``Envelope``, and whether the bot should answer it."""
+"""Telegram ``Message`` -> ``Envelope``, and whether the bot should answer it.
+
+Files travel as Telegram's ``file_id``, never as a download URL: a Bot API file URL contains the bot
+token, and an envelope is stored in Redis (and its AOF) and read by workers anywhere. The worker
+resolves the id when it downloads (``workers.downloads``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,6 @@ import re
 from typing import Any
 
 from telegram import Bot, Message, MessageEntity
-from telegram.error import TelegramError
 
 from gateway.shared.envelope import Attachment, Envelope, Platform
 
@@ -40,6 +44,7 @@ def _mentioned_ids(message: Message) -> set[int]:
 
 
 async def to_envelope(message: Message, bot: Bot, counters: dict[str, int]) -> Envelope:
+    """The envelope of ``message``; ``counters`` are the adapter's (nothing here can fail to count now)."""
     me = bot.bot
     text = message.text or message.caption or ""
     stripped = re.sub(rf"@{re.escape(me.username)}\b", "", text, flags=re.IGNORECASE).strip() if me.username else text
@@ -48,18 +53,16 @@ async def to_envelope(message: Message, bot: Bot, counters: dict[str, int]) -> E
     voice: Attachment | None = None
     attachments: list[Attachment] = []
     if message.voice is not None:
-        voice = await _attachment(bot, message.voice.file_id, "audio/ogg", message.voice.file_size, counters, True)
+        voice = _attachment(message.voice.file_id, "audio/ogg", message.voice.file_size, True)
     elif message.audio is not None:
         mime = message.audio.mime_type or "audio/mpeg"
-        voice = await _attachment(bot, message.audio.file_id, mime, message.audio.file_size, counters, True)
+        voice = _attachment(message.audio.file_id, mime, message.audio.file_size, True)
     if message.document is not None:
         mime = message.document.mime_type or "application/octet-stream"
-        item = await _attachment(bot, message.document.file_id, mime, message.document.file_size, counters, False)
-        attachments += [item] if item else []
+        attachments.append(_attachment(message.document.file_id, mime, message.document.file_size, False))
     if message.photo:
         largest = message.photo[-1]
-        item = await _attachment(bot, largest.file_id, "image/jpeg", largest.file_size, counters, False)
-        attachments += [item] if item else []
+        attachments.append(_attachment(largest.file_id, "image/jpeg", largest.file_size, False))
     hints: dict[str, Any] = {"chat_type": message.chat.type, "is_group": message.chat.type != "private"}
     if thread_id is not None:
         hints["message_thread_id"] = thread_id
@@ -83,14 +86,5 @@ async def to_envelope(message: Message, bot: Bot, counters: dict[str, int]) -> E
     )
 
 
-async def _attachment(
-    bot: Bot, file_id: str, mime: str, size: int | None, counters: dict[str, int], is_voice: bool
-) -> Attachment | None:
-    """A download URL for the file (getFile); a failure drops the attachment, counted and logged."""
-    try:
-        file = await bot.get_file(file_id)
-    except TelegramError as exc:
-        counters["attachment_failures"] = counters.get("attachment_failures", 0) + 1
-        log.warning("telegram: getFile %s failed, attachment dropped: %s", file_id, exc)
-        return None
-    return Attachment(url=file.file_path, mime_type=mime, size=size, is_voice=is_voice)
+def _attachment(file_id: str, mime: str, size: int | None, is_voice: bool) -> Attachment:
+    return Attachment(file_id=file_id, mime_type=mime, size=size, is_voice=is_voice)

@@ -1,46 +1,100 @@
-"""Web chat requests → Envelope."""
+"""Web chat requests → Envelope. The request is validated here; who sends it is decided by ``identity``.
+
+Bad input is refused with a clear 422 rather than repaired: an id or a display name with a control
+character, text with NUL or another control character, an unpaired surrogate (valid JSON, not
+storable text), or a message with nothing in it (the web chat has no attachments, so empty or
+whitespace-only text would only cost an LLM call).
+"""
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.shared.envelope import Envelope, Platform
+from gateway.shared.hygiene import control_characters, has_unpaired_surrogate
 
-__all__ = ["BOT_ID", "ChatRequest", "envelope_from_chat"]
+__all__ = ["BOT_ID", "ChatRequest", "RatingRequest", "envelope_from_chat"]
 
 BOT_ID = "webchat"
+_TEXT_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _plain(value: str | None, what: str) -> str | None:
+    if value is None:
+        return None
+    if bad := control_characters(value):
+        raise ValueError(f"{what} may not contain control characters ({', '.join(bad)})")
+    if has_unpaired_surrogate(value):
+        raise ValueError(f"{what} contains an unpaired UTF-16 surrogate")
+    return value
 
 
 class ChatRequest(BaseModel):
-    """Body of ``POST /api/chat``."""
+    """Body of ``POST /api/chat``. ``user_id`` only with an API key; a browser session is its own user."""
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: str = Field(min_length=1, max_length=200)
     text: str = Field(max_length=100_000)
+    user_id: str | None = Field(default=None, min_length=1, max_length=200)
     conversation_id: str | None = Field(default=None, min_length=1, max_length=200)
     message_id: str | None = Field(
         default=None, min_length=1, max_length=200, description="client id; a resend with the same id is one message"
     )
     user_name: str | None = Field(default=None, max_length=200)
 
+    @field_validator("user_id", "conversation_id", "message_id", "user_name")
+    @classmethod
+    def _no_controls(cls, value: str | None) -> str | None:
+        return _plain(value, "the value")
 
-def envelope_from_chat(request: ChatRequest, raw: dict[str, Any]) -> Envelope:
-    # A web chat conversation belongs to one browser user, so it is private (a DM) by construction.
-    conversation_id = request.conversation_id or f"dm-{request.user_id}"
+    @field_validator("text")
+    @classmethod
+    def _storable_text(cls, value: str) -> str:
+        if _TEXT_CONTROLS.search(value):
+            raise ValueError("text may not contain NUL or other control characters (tab and newline are fine)")
+        if has_unpaired_surrogate(value):
+            raise ValueError("text contains an unpaired UTF-16 surrogate")
+        if not value.strip():
+            raise ValueError("text is empty: send something to answer")
+        return value
+
+
+class RatingRequest(BaseModel):
+    """Body of ``POST /api/rating``: 👍 (1) or 👎 (-1) on one of the bot's replies to the caller."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message_id: str = Field(min_length=1, max_length=200)
+    value: Literal[1, -1]
+    user_id: str | None = Field(default=None, min_length=1, max_length=200)
+    conversation_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("message_id", "user_id", "conversation_id")
+    @classmethod
+    def _no_controls(cls, value: str | None) -> str | None:
+        return _plain(value, "the value")
+
+
+def envelope_from_chat(
+    request: ChatRequest, *, user_id: str, conversation_id: str, raw: dict[str, Any] | None = None
+) -> Envelope:
+    """The envelope of a request whose caller (``user_id``) and conversation were already established."""
+    # A web chat conversation belongs to one user, so it is private (a DM) by construction.
     return Envelope(
         platform=Platform.WEBCHAT,
         bot_id=BOT_ID,
         conversation_id=conversation_id,
         message_id=request.message_id or uuid.uuid4().hex,
-        author_id=request.user_id,
-        author_name=request.user_name or request.user_id,
+        author_id=user_id,
+        author_name=request.user_name or "",
         is_direct=True,
         text=request.text,
         received_at=time.time(),
-        raw=raw,
+        hints={"user": user_id},  # the reply path indexes the stored reply by its user (forgetting finds it)
+        raw=raw or {},
     )

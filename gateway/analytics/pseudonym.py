@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
-import os
-import secrets
 from pathlib import Path
 
-__all__ = ["Pseudonymiser", "load_or_create_key"]
+from gateway.shared.files import load_or_create_secret
 
-log = logging.getLogger(__name__)
+__all__ = ["Pseudonymiser", "load_or_create_key"]
 
 
 def load_or_create_key(configured: str | None, data_dir: Path) -> bytes:
@@ -25,23 +22,7 @@ def load_or_create_key(configured: str | None, data_dir: Path) -> bytes:
 
     The key must outlive restarts: a new key would make yesterday's users look like new users.
     """
-    if configured:
-        return configured.encode()
-    path = data_dir / "analytics.key"
-    try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        pass
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32).encode()
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process created it first: use theirs so pseudonyms agree
-        return path.read_bytes().strip()
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(key)
-    log.warning("generated an analytics pseudonym key in %s; back it up with the database", path)
-    return key
+    return load_or_create_secret(configured, data_dir / "analytics.key", purpose="analytics pseudonym key")
 
 
 class Pseudonymiser:

@@ -22,3 +22,15 @@ class AnalyticsSettings(EventSettings):
         validation_alias=AliasChoices("PATCHBAY_ANALYTICS_BATCH", "batch_size"),
         description="events the writer moves and inserts per transaction",
     )
+    dead_letter_max: int = Field(
+        default=1000,
+        ge=1,
+        validation_alias=AliasChoices("PATCHBAY_ANALYTICS_DEAD_MAX", "dead_letter_max"),
+        description="unusable events kept for inspection in <queue>:dead (the newest; older ones are dropped)",
+    )
+    dead_letter_ttl_s: int = Field(
+        default=7 * 86400,
+        gt=0,
+        validation_alias=AliasChoices("PATCHBAY_ANALYTICS_DEAD_TTL", "dead_letter_ttl_s"),
+        description="the dead-letter list expires this long after its last addition",
+    )

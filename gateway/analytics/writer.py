@@ -4,7 +4,9 @@ Each batch is moved atomically (one Lua call) from the events list to this write
 processing list, inserted in one transaction, and only then deleted. A writer that dies leaves its
 processing list behind with no heartbeat; the next writer to start moves it back to the queue.
 Re-inserting a batch that was already committed is harmless: ``event_id`` is unique and
-conflicting rows are skipped.
+conflicting rows are skipped. Unusable events go to a dead-letter list for inspection, bounded in
+count (``PATCHBAY_ANALYTICS_DEAD_MAX``), in size per entry (the first 4 KiB, marked as truncated) and
+in time (``PATCHBAY_ANALYTICS_DEAD_TTL``): Redis is also the queue, and junk must not fill it.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ return #items
 """
 
 HEARTBEAT_S = 30
+DEAD_ENTRY_BYTES = 4096
 
 
 class AnalyticsWriter:
@@ -156,7 +159,12 @@ class AnalyticsWriter:
                 await conn.execute(_insert_ignoring_duplicates(engine, reply_ids, "reply_id"), index)
         if dead:
             DEAD.inc(len(dead))
-            await self._redis.lpush(self.dead_letter, *dead)
+            kept = [raw if len(raw) <= DEAD_ENTRY_BYTES else raw[:DEAD_ENTRY_BYTES] + b"...[truncated]" for raw in dead]
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.lpush(self.dead_letter, *kept)
+                pipe.ltrim(self.dead_letter, 0, self.settings.dead_letter_max - 1)
+                pipe.expire(self.dead_letter, self.settings.dead_letter_ttl_s)
+                await pipe.execute()
         WRITTEN.inc(len(rows))
 
     async def run(self) -> None:

@@ -19,7 +19,10 @@ __all__ = ["build_dashboard_router"]
 
 _STATIC = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 _SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",  # the ?token= of the first visit must not leak anywhere
     "Cache-Control": "no-store",

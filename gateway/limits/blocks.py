@@ -1,7 +1,9 @@
 """The block list: users and conversations refused at admission, kept in two Redis hashes.
 
-Ids are ``<platform>:<id>`` (``discord:81234``) because a user or channel id is only unique within
-its platform. Each entry keeps why and when it was added, so ``list`` answers "why is X blocked?".
+A user is its qualified key (``discord:81234``, ``slack:T0123:U0456``: ``gateway.shared.identity``)
+and a conversation ``<platform>:<id>``, because an id is only unique within its platform (and a
+Slack user within its workspace). A bare id is refused with the qualified forms in the message.
+Each entry keeps why and when it was added, so ``list`` answers "why is X blocked?".
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Literal
 import redis.asyncio as aioredis
 
 from gateway.limits.keys import LimitKeys
+from gateway.shared.identity import parse_user_key
 
 __all__ = ["BlockEntry", "BlockKind", "BlockList"]
 
@@ -31,10 +34,12 @@ class BlockEntry:
         return asdict(self)
 
 
-def _check_id(value: str) -> str:
+def _check_id(kind: BlockKind, value: str) -> str:
+    if kind == "user":
+        return parse_user_key(value)
     platform, sep, rest = value.partition(":")
     if not sep or not platform or not rest:
-        raise ValueError(f"{value!r}: expected <platform>:<id>, e.g. discord:81234")
+        raise ValueError(f"{value!r}: expected <platform>:<conversation id>, e.g. slack:C024BE91L")
     return value
 
 
@@ -47,12 +52,12 @@ class BlockList:
         return self._keys.blocked_users if kind == "user" else self._keys.blocked_conversations
 
     async def block(self, kind: BlockKind, ident: str, reason: str = "") -> BlockEntry:
-        entry = BlockEntry(kind, _check_id(ident), reason, time.time())
-        await self._redis.hset(self._hash(kind), ident, json.dumps({"reason": reason, "added_at": entry.added_at}))
+        entry = BlockEntry(kind, _check_id(kind, ident), reason, time.time())
+        await self._redis.hset(self._hash(kind), entry.id, json.dumps({"reason": reason, "added_at": entry.added_at}))
         return entry
 
     async def unblock(self, kind: BlockKind, ident: str) -> bool:
-        return bool(await self._redis.hdel(self._hash(kind), _check_id(ident)))
+        return bool(await self._redis.hdel(self._hash(kind), _check_id(kind, ident)))
 
     async def block_user(self, ident: str, reason: str = "") -> BlockEntry:
         return await self.block("user", ident, reason)

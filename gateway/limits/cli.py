@@ -37,7 +37,7 @@ def _target(user: str | None, conversation: str | None) -> tuple[BlockKind, str]
     return ("user", user) if user else ("conversation", conversation)  # type: ignore[return-value]
 
 
-_user = click.option("--user", help="<platform>:<user id>, e.g. discord:81234")
+_user = click.option("--user", help="qualified user id: discord:81234, telegram:1001, slack:<team>:U0456")
 _conversation = click.option("--conversation", help="<platform>:<conversation id>, e.g. slack:C024BE91L")
 
 
@@ -64,7 +64,11 @@ def add(user: str | None, conversation: str | None, reason: str) -> None:
 @_conversation
 def remove(user: str | None, conversation: str | None) -> None:
     kind, ident = _target(user, conversation)
-    if not _run(lambda blocks: blocks.unblock(kind, ident)):
+    try:
+        removed = _run(lambda blocks: blocks.unblock(kind, ident))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if not removed:
         raise click.ClickException(f"{kind} {ident} was not blocked")
     click.echo(f"unblocked {kind} {ident}")
 

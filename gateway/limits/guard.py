@@ -72,7 +72,10 @@ class Guard:
         return cls(aioredis.Redis.from_url(url), settings)
 
     def ingress(self, envelope: Envelope) -> GuardDecision | None:
-        """Size limits, checked before anything touches Redis."""
+        """Size limits and empty messages, checked before anything touches Redis."""
+        if not envelope.text.strip() and not envelope.attachments and envelope.voice is None:
+            # A sticker, an emptied mention, whitespace: nothing to answer, and no LLM call to spend on it.
+            return GuardDecision("rejected", "empty: no text and no attachment")
         chars, limit = len(envelope.text), self.settings.max_message_chars
         if chars > limit:
             return GuardDecision(
@@ -97,10 +100,11 @@ class Guard:
 
     async def _check_redis(self, envelope: Envelope, now: float | None) -> GuardDecision:
         settings, platform = self.settings, str(envelope.platform)
-        user = subject(platform, envelope.author_id)
+        # The qualified user (``slack:<team>:U1``): blocks, mutes, flood and spam keys and the user's buckets.
+        user = envelope.user_key
         conversation = subject(platform, envelope.conversation_id)
         text_hash = normalised_text_hash(envelope.text, settings.spam_min_chars)
-        request = LimitRequest(platform, envelope.bot_id, envelope.conversation_id, envelope.author_id)
+        request = LimitRequest(platform, envelope.bot_id, envelope.conversation_id, envelope.author_id, user)
         keys = [
             self._keys.blocked_users,
             self._keys.blocked_conversations,

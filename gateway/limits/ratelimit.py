@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from gateway.limits.keys import LimitKeys, subject
 from gateway.limits.scripts import ratelimit_script
 from gateway.limits.settings import LimitSettings
+from gateway.shared.identity import user_key
 
 __all__ = ["LimitDecision", "LimitRequest", "LimitSpec", "RateLimiter", "parse_limits"]
 
@@ -61,6 +62,11 @@ class LimitRequest:
     bot_id: str
     conversation_id: str
     user_id: str
+    user_key: str = ""  # the qualified user (gateway.shared.identity); derived from the fields above when ""
+
+    @property
+    def user(self) -> str:
+        return self.user_key or user_key(self.platform, self.bot_id, self.user_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +100,7 @@ class RateLimiter:
     def bucket_keys(self, request: LimitRequest) -> list[str]:
         """The bucket of each limit for this message (the Guard embeds them in its own script)."""
         who = {
-            "user": subject(request.platform, request.user_id),
+            "user": request.user,
             "conversation": subject(request.platform, request.conversation_id),
             "platform": request.platform,
             "global": "all",
@@ -117,7 +123,7 @@ class RateLimiter:
         index: dict[str, int] = {}
         args: list[str | int] = [_now_arg(now), len(self.specs), *self.spec_args()]
         for request in requests:
-            args.append(subject(request.platform, request.user_id))
+            args.append(request.user)
             for key in self.bucket_keys(request):
                 args.append(index.setdefault(key, len(index) + 1))
         return list(index), args

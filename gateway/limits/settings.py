@@ -40,6 +40,21 @@ class LimitSettings(PatchbaySettings):
         validation_alias=_env("PATCHBAY_LIMIT_GLOBAL", "global"),
         description="all traffic together: what the LLM budget can answer",
     )
+    webchat_session: str = Field(
+        default="10/minute;120/hour",
+        validation_alias=_env("PATCHBAY_LIMIT_WEBCHAT_SESSION", "webchat_session"),
+        description="web chat messages per browser session, checked at the edge before admission",
+    )
+    webchat_address: str = Field(
+        default="30/minute;600/hour",
+        validation_alias=_env("PATCHBAY_LIMIT_WEBCHAT_ADDRESS", "webchat_address"),
+        description="web chat messages per client address (all its sessions together)",
+    )
+    webchat_rating: str = Field(
+        default="30/minute;300/hour",
+        validation_alias=_env("PATCHBAY_LIMIT_WEBCHAT_RATING", "webchat_rating"),
+        description="web chat ratings per session and per client address",
+    )
     max_message_chars: int = Field(
         default=4000, validation_alias=_env("PATCHBAY_MAX_MESSAGE_CHARS", "max_message_chars")
     )

@@ -16,7 +16,16 @@ from typing import Any, ClassVar
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["PatchbaySettings", "TomlSectionSource", "config_path", "load_toml", "toml_section"]
+__all__ = ["PatchbaySettings", "TomlSectionSource", "comma_separated", "config_path", "load_toml", "toml_section"]
+
+
+def comma_separated(value: object) -> object:
+    """A list field's ``mode="before"`` validator: ``"a, b,,c"`` → ``["a", "b", "c"]``; a number → ``["7"]``."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, int):
+        return [str(value)]
+    return value
 
 
 def config_path() -> Path:

@@ -15,6 +15,9 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gateway.shared.hygiene import clean_display_name, clean_text, control_characters
+from gateway.shared.identity import user_key
+
 SCHEMA_VERSION: Final = 1
 
 __all__ = [
@@ -47,11 +50,14 @@ class _Strict(BaseModel):
 class Attachment(_Strict):
     """A file that came with a message, or that a reply carries.
 
-    Inbound attachments point at the platform (``url``); outbound ones usually carry their
-    bytes (``data_b64``) because the worker made them (voice audio) and no URL exists yet.
+    Inbound attachments point at the platform (``url``) or name the platform's file (``file_id``,
+    on Telegram, whose download URLs contain the bot token: the worker resolves the id at download
+    time, so no token ever travels in an envelope); outbound ones usually carry their bytes
+    (``data_b64``) because the worker made them (voice audio) and no URL exists yet.
     """
 
     url: str | None = None
+    file_id: str | None = Field(default=None, description="the platform's file id, resolved by the worker")
     mime_type: str = "application/octet-stream"
     size: int | None = Field(default=None, ge=0)
     filename: str | None = None
@@ -61,8 +67,8 @@ class Attachment(_Strict):
 
     @model_validator(mode="after")
     def _has_content(self) -> Attachment:
-        if self.url is None and self.data_b64 is None:
-            raise ValueError("an attachment needs a url or data_b64")
+        if self.url is None and self.data_b64 is None and self.file_id is None:
+            raise ValueError("an attachment needs a url, a file_id or data_b64")
         return self
 
     @classmethod
@@ -101,6 +107,29 @@ class Envelope(_Strict):
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    @field_validator("bot_id", "conversation_id", "thread_id", "message_id", "author_id", "reply_to")
+    @classmethod
+    def _plain_id(cls, value: str | None) -> str | None:
+        # Ids end up in Redis keys, log lines and prompts: a control character in one is never legitimate.
+        if value is not None and (bad := control_characters(value)):
+            raise ValueError(f"an id may not contain control characters ({', '.join(bad)})")
+        return value
+
+    @field_validator("author_name")
+    @classmethod
+    def _one_line_name(cls, value: str) -> str:
+        return clean_display_name(value)
+
+    @field_validator("text")
+    @classmethod
+    def _storable_text(cls, value: str) -> str:
+        return clean_text(value)
+
+    @property
+    def user_key(self) -> str:
+        """The platform-qualified author (``telegram:1001``, ``slack:<team>:U11``): see ``gateway.shared.identity``."""
+        return user_key(self.platform, self.bot_id, self.author_id)
 
     @property
     def dedupe_key(self) -> str:

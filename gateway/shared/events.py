@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 
 from gateway.shared.config import PatchbaySettings
 from gateway.shared.keys import ANALYTICS_QUEUE
+from gateway.shared.logs import redact
 
 __all__ = ["EMIT_FAILURES", "EventSettings", "emit_event", "encode_event", "events_queue"]
 
@@ -47,7 +48,8 @@ def encode_event(event: Mapping[str, Any]) -> str:
     body = dict(event)
     body.setdefault("event_id", uuid.uuid4().hex)
     body.setdefault("ts_emit", time.time())
-    return json.dumps(body, separators=(",", ":"), default=str)
+    # Events end up in exports: an error message that quoted a token must not carry it there.
+    return redact(json.dumps(body, separators=(",", ":"), default=str))
 
 
 @cache

@@ -26,7 +26,14 @@ __all__ = [
     "conversation_open",
     "conversation_seq",
     "message_record",
+    "emotion_state",
+    "forget_result",
+    "llm_cache_user_index",
+    "voice_conversation",
+    "voice_user",
+    "webchat_rating",
     "webchat_reply",
+    "webchat_user_replies",
 ]
 
 # Workers announce themselves here (one key per process, with a TTL); /healthz counts them.
@@ -40,6 +47,16 @@ def webchat_reply(message_key: str) -> str:
     return f"patchbay:webchat:reply:{message_key}"
 
 
+def webchat_user_replies(user_key: str) -> str:
+    """A set of the reply keys stored for one user: forgetting the user deletes them without a SCAN."""
+    return f"patchbay:webchat:replies-of:{user_key}"
+
+
+def webchat_rating(message_key: str) -> str:
+    """The rating a web chat reply got (+1/-1): a repeated identical rating is not counted twice."""
+    return f"patchbay:webchat:rating:{message_key}"
+
+
 # Analytics events wait here for the gateway's writer (``PATCHBAY_ANALYTICS_QUEUE`` overrides it).
 ANALYTICS_QUEUE = "pb:analytics:events"
 
@@ -49,6 +66,33 @@ EMOTION_PREFIX = "patchbay:emotion:"
 LLM_CACHE_NAMESPACE = "patchbay:llm:cache"
 EGRESS_PREFIX = "patchbay:egress"
 LIMITS_PREFIX = "pb"
+
+
+def voice_user(user_key: str, prefix: str = VOICE_PREFIX) -> str:
+    """A user's ``/voice on|off`` choice; ``user_key`` is platform-qualified (``gateway.shared.identity``)."""
+    return f"{prefix}user:{user_key}"
+
+
+def voice_conversation(conversation_key: str, prefix: str = VOICE_PREFIX) -> str:
+    """The operator's voice-on switch of one conversation (``platform:bot:conversation``)."""
+    return f"{prefix}conversation:{conversation_key}"
+
+
+def emotion_state(user_key: str, prefix: str = EMOTION_PREFIX) -> str:
+    return f"{prefix}state:{user_key}"
+
+
+def llm_cache_user_index(user_key: str, namespace: str = LLM_CACHE_NAMESPACE) -> str:
+    """A set of the LLM cache entries stored while answering one user: forgetting the user drops them."""
+    return f"{namespace}:by-user:{user_key}"
+
+
+# Forgetting runs on a worker (it owns memory and the LLM cache); the admin API waits for its result here.
+FORGET_RESULT_PREFIX = "patchbay:forget:result:"
+
+
+def forget_result(request_id: str) -> str:
+    return FORGET_RESULT_PREFIX + request_id
 
 
 # How long a finished message's record is kept: a platform resend within that time is recognised.

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import NoDecode
 
-from gateway.shared.config import PatchbaySettings
+from gateway.shared.config import PatchbaySettings, comma_separated
+from gateway.shared.files import load_or_create_secret
 
 __all__ = ["Settings", "SettingsConflict", "get_settings"]
 
@@ -94,6 +96,81 @@ class Settings(PatchbaySettings):
     )
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("PATCHBAY_LOG_LEVEL", "log_level"))
 
+    # ---- the public edge (docs/security.md)
+    secret_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PATCHBAY_SECRET_KEY", "secret_key"),
+        description="signs web chat session cookies; unset = generated once into <data_dir>/secret.key. "
+        "Every gateway replica needs the same value",
+    )
+    webchat_api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("PATCHBAY_WEBCHAT_API_KEYS", "webchat_api_keys"),
+        description="comma-separated bearer keys of the server-to-server web chat API (may name user ids)",
+    )
+    session_cookie_secure: Literal["auto", "true", "false"] = Field(
+        default="auto",
+        validation_alias=AliasChoices("PATCHBAY_SESSION_COOKIE_SECURE", "session_cookie_secure"),
+        description="the session cookie's Secure flag; auto = when the request came over https",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        validation_alias=AliasChoices("PATCHBAY_TRUSTED_PROXIES", "trusted_proxies"),
+        description="comma-separated proxy addresses/networks whose X-Forwarded-For/-Proto are believed; '' = none",
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        validation_alias=AliasChoices("PATCHBAY_MAX_BODY_BYTES", "max_body_bytes"),
+        description="larger request bodies are refused with 413 before they are read",
+    )
+    max_json_depth: int = Field(
+        default=64,
+        ge=2,
+        validation_alias=AliasChoices("PATCHBAY_MAX_JSON_DEPTH", "max_json_depth"),
+        description="JSON bodies nested deeper are refused with 400 before they are parsed",
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias=AliasChoices("PATCHBAY_HTTP_HEADER_TIMEOUT", "header_timeout_s"),
+        description="a client must send a request's headers within this many seconds",
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("PATCHBAY_HTTP_BODY_TIMEOUT", "body_timeout_s"),
+        description="and its whole body within this many seconds after the headers",
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PATCHBAY_METRICS_TOKEN", "metrics_token"),
+        description="when set, GET /metrics needs Authorization: Bearer <token>",
+    )
+    redis_maxmemory: str = Field(
+        default="512mb",
+        validation_alias=AliasChoices("PATCHBAY_REDIS_MAXMEMORY", "redis_maxmemory"),
+        description="memory cap of the embedded Redis (noeviction: a full Redis refuses new work); 0 = none",
+    )
+    redis_high_water: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        validation_alias=AliasChoices("PATCHBAY_REDIS_HIGH_WATER", "redis_high_water"),
+        description="above this share of Redis' maxmemory new messages are answered busy (workers keep the rest)",
+    )
+    forget_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        validation_alias=AliasChoices("PATCHBAY_FORGET_TIMEOUT", "forget_timeout_s"),
+        description="how long DELETE /admin/users/{user}/memory waits for a worker to finish forgetting",
+    )
+
+    _keys_from_commas = field_validator("webchat_api_keys", mode="before")(comma_separated)
+
+    def session_secret(self) -> bytes:
+        """The key of the web chat session cookies (``PATCHBAY_SECRET_KEY`` or ``<data_dir>/secret.key``)."""
+        return load_or_create_secret(self.secret_key, self.data_dir / "secret.key", purpose="web chat session key")
     def check(self) -> None:
         """Refuse, at start-up, settings that cannot work together; the message says what to change."""
         problems = []

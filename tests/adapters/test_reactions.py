@@ -161,7 +161,10 @@ async def react_and_check_slack(sim: SlackSimulator, adapter: SlackAdapter, rate
         lambda: adapter.health().extra["ratings"] + adapter.health().extra["reactions_ignored"] == 4 + redelivered,
         what="every reaction delivery handled",
     )
-    assert by_user(rate.ratings) == [Rating("slack", reply_ts, "U0BOB", 1), Rating("slack", reply_ts, "U0CAROL", -1)]
+    assert by_user(rate.ratings) == [
+        Rating("slack", reply_ts, "U0BOB", 1, "T0SIM"),
+        Rating("slack", reply_ts, "U0CAROL", -1, "T0SIM"),
+    ]
     ignored = adapter.health().extra["ignored_reactions"]
     assert ignored == {"other_emoji": 1, "not_our_message": 1, **({"redelivered": 1} if redelivered else {})}
 
@@ -244,6 +247,6 @@ async def test_start_platforms_hands_rate_to_the_adapters(monkeypatch: pytest.Mo
                     )
                 assert response.status_code == 200
                 await eventually(lambda: len(rate.ratings) == 1, what="the rating through the registry")
-                assert rate.ratings == [Rating("slack", "7.000001", "U0BOB", -1)]
+                assert rate.ratings == [Rating("slack", "7.000001", "U0BOB", -1, "T0SIM")]
         finally:
             await stop_platforms()

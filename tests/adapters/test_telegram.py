@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -120,15 +122,23 @@ async def test_voice_reply_goes_out_as_send_voice_ogg(sim: TelegramSimulator, se
     assert record.files[0]["ogg_valid"] is True
 
 
-async def test_inbound_voice_note_carries_a_download_url(sim: TelegramSimulator, polling) -> None:
+async def test_inbound_voice_note_carries_the_file_id_and_never_the_token(
+    sim: TelegramSimulator, polling, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workers.downloads import download
+
     _, admit = polling
     await sim.user_message(43, "", voice=tiny_opus_ogg())
     await eventually(lambda: len(admit.envelopes) == 1, what="the voice envelope")
-    voice = admit.envelopes[0].voice
-    assert voice is not None and voice.url is not None and voice.is_voice
-    async with httpx.AsyncClient() as client:
-        response = await client.get(voice.url)
-    assert response.status_code == 200 and is_ogg(response.content)
+    envelope = admit.envelopes[0]
+    voice = envelope.voice
+    assert voice is not None and voice.file_id and voice.url is None and voice.is_voice
+    # A Bot API file URL contains the token; the envelope (queued, stored in Redis) must not.
+    assert sim.token not in json.dumps(envelope.to_json())
+    # The worker resolves the id with its own token, at download time.
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", sim.token)
+    monkeypatch.setenv("TELEGRAM_API_BASE_URL", sim.base_url)
+    assert is_ogg(await download(voice, envelope.platform))
 
 
 async def test_rate_limit_notice_is_posted(sim: TelegramSimulator) -> None:
@@ -169,10 +179,22 @@ async def test_webhook_mode_checks_the_secret(sim: TelegramSimulator) -> None:
                     f"{base}/telegram/webhook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "nope"}
                 )
                 missing = await client.post(f"{base}/telegram/webhook", json=update)
-                not_json = await client.post(
-                    f"{base}/telegram/webhook", content=b"{nope", headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret"}
-                )
-            assert (wrong.status_code, missing.status_code, not_json.status_code) == (403, 403, 400)
+                secret = {"X-Telegram-Bot-Api-Secret-Token": "s3cret"}
+                not_json = await client.post(f"{base}/telegram/webhook", content=b"{nope", headers=secret)
+                malformed = [
+                    await client.post(f"{base}/telegram/webhook", json=body, headers=secret)
+                    for body in (
+                        [1, 2],
+                        {"update_id": "one"},
+                        {"update_id": 2, "message": "hello"},
+                        {"update_id": 3, "message": {"message_id": 1}},
+                    )
+                ]
+            assert (wrong.status_code, missing.status_code) == (403, 403)
+            # With the right secret a malformed update is acknowledged (Telegram would resend a non-2xx
+            # forever), counted and logged with its reason; nothing is admitted.
+            assert [not_json.status_code, *(r.status_code for r in malformed)] == [200] * 5
+            assert adapter.health().extra["rejected"] == 5
             assert admit.envelopes == []
             await sim.user_message(45, "through the webhook")
             await eventually(lambda: len(admit.envelopes) == 1, what="webhook delivery")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -62,16 +63,21 @@ async def test_every_route_needs_the_token(
 
 async def test_blocks_through_the_api(client: httpx.AsyncClient, redis_client) -> None:  # type: ignore[no-untyped-def]
     created = await client.post(
-        "/admin/blocks", headers=AUTH, json={"kind": "user", "id": "slack:U9", "reason": "spam"}
+        "/admin/blocks", headers=AUTH, json={"kind": "user", "id": "slack:T1:U9", "reason": "spam"}
     )
-    assert created.status_code == 201 and created.json()["id"] == "slack:U9"
-    assert redis_client.hexists("pb:blocks:user", "slack:U9")
+    assert created.status_code == 201 and created.json()["id"] == "slack:T1:U9"
+    assert redis_client.hexists("pb:blocks:user", "slack:T1:U9")
     listed = (await client.get("/admin/blocks", headers=AUTH)).json()
-    assert [(b["kind"], b["id"], b["reason"]) for b in listed] == [("user", "slack:U9", "spam")]
+    assert [(b["kind"], b["id"], b["reason"]) for b in listed] == [("user", "slack:T1:U9", "spam")]
     bad = await client.post("/admin/blocks", headers=AUTH, json={"kind": "user", "id": "no-platform"})
-    assert bad.status_code == 422
-    assert (await client.delete("/admin/blocks/user/slack:U9", headers=AUTH)).status_code == 200
-    assert (await client.delete("/admin/blocks/user/slack:U9", headers=AUTH)).status_code == 404
+    assert bad.status_code == 422 and "telegram:no-platform" in bad.json()["detail"]
+    # A Slack user id is only unique within its workspace: slack:U9 alone is refused.
+    unqualified = await client.post("/admin/blocks", headers=AUTH, json={"kind": "user", "id": "slack:U9"})
+    assert unqualified.status_code == 422 and "slack:<workspace id>:<user id>" in unqualified.json()["detail"]
+    nocolon = await client.delete("/admin/blocks/user/nocolon", headers=AUTH)
+    assert nocolon.status_code == 422 and "discord:nocolon" in nocolon.json()["detail"]  # not a 500
+    assert (await client.delete("/admin/blocks/user/slack:T1:U9", headers=AUTH)).status_code == 200
+    assert (await client.delete("/admin/blocks/user/slack:T1:U9", headers=AUTH)).status_code == 404
 
 
 async def test_summary_timeseries_and_exports(
@@ -144,18 +150,25 @@ def test_production_refuses_to_start_without_a_token(data_dir: Path, capsys: pyt
     assert require_admin_token(Settings(data_dir=data_dir, admin_token="given"), embedded=False) == "given"
 
 
-async def test_forgetting_a_user_through_the_admin_api(client: httpx.AsyncClient, settings: Settings) -> None:
-    from workers.components import RecallQuery, Scope, Turn
-    from workers.memory import build_base_memory
-
-    memory = build_base_memory(settings.sqlalchemy_url)
-    await memory.init()
-    await memory.remember(Turn("k", "user", "my locker code is 4711", "zoe", user_id="zoe", scope=Scope.PRIVATE))
-    assert (await client.delete("/admin/users/zoe/memory")).status_code == 401
-    response = await client.delete("/admin/users/zoe/memory", headers=AUTH)
-    assert response.status_code == 200 and response.json()["memory_turns"] == 1
-    assert await memory.recall(RecallQuery("locker code", "k", "zoe", Scope.PRIVATE)) == []
-    await memory.aclose()
+async def test_forgetting_needs_a_qualified_user_and_says_when_no_worker_did_it(
+    redis_url: str, database_url: str, data_dir: Path, redis_client
+) -> None:  # type: ignore[no-untyped-def]
+    # The whole forgetting (a worker process doing it) is tested end to end in tests/security.
+    settings = Settings(
+        redis_url=redis_url, database_url=database_url, data_dir=data_dir, admin_token=TOKEN, forget_timeout_s=1
+    )
+    async with serve(settings) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
+        assert (await client.delete("/admin/users/telegram:1001/memory")).status_code == 401
+        bare = await client.delete("/admin/users/1001/memory", headers=AUTH)
+        assert bare.status_code == 422
+        assert "telegram:1001" in bare.json()["detail"] and "webchat:1001" in bare.json()["detail"]
+        assert redis_client.llen("patchbay") == 0  # nothing was sent for a bare id
+        waited = await client.delete("/admin/users/telegram:1001/memory", headers=AUTH)
+        assert waited.status_code == 504 and "stays queued" in waited.json()["detail"]
+        (task,) = redis_client.lrange("patchbay", 0, -1)
+        message = json.loads(task)
+        assert message["headers"]["task"] == "patchbay.forget_user"
+        assert json.loads(base64.b64decode(message["body"]))[0][0] == "telegram:1001"
 
 
 async def test_operator_turns_voice_on_for_a_conversation(client: httpx.AsyncClient, settings: Settings) -> None:

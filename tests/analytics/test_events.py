@@ -12,7 +12,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from gateway.analytics import AnalyticsWriter, EventSink, Pseudonymiser, export, parse_time, summary
+from gateway.analytics import AnalyticsSettings, AnalyticsWriter, EventSink, Pseudonymiser, export, parse_time, summary
 from gateway.analytics.cli import analytics_group
 from gateway.analytics.schema import EXPORT_COLUMNS
 
@@ -131,6 +131,25 @@ async def test_unusable_events_are_dead_lettered_not_dropped(
     assert client.llen(writer.dead_letter) == 2
     report = await summary(await writer.engine())
     assert report["satisfaction"]["reactions"] == 1
+
+
+async def test_the_dead_letter_list_is_bounded_and_expires(
+    redis_url: str, redis_client: redis.Redis, database_url: str, data_dir: Path
+) -> None:
+    """Observed: ten requests with a lone surrogate and a 5 MB id put 50 MB there, with no expiry."""
+    settings = AnalyticsSettings(key=ANALYTICS_KEY, dead_letter_max=5, dead_letter_ttl_s=600)
+    writer = AnalyticsWriter(redis_url, database_url, data_dir=data_dir, settings=settings)
+    try:
+        huge = json.dumps({"kind": "mystery", "event_id": "big", "user_id": "x" * 5_000_000})
+        redis_client.lpush(writer.queue, *([b"not json"] * 9 + [huge] * 3))  # the huge ones newest
+        assert await writer.flush() == 12
+        dead = redis_client.lrange(writer.dead_letter, 0, -1)
+        assert len(dead) == 5  # the newest five
+        assert max(len(entry) for entry in dead) < 5000
+        assert sum(entry.endswith(b"...[truncated]") for entry in dead) == 3
+        assert 0 < redis_client.ttl(writer.dead_letter) <= 600
+    finally:
+        await writer.stop()
 
 
 async def test_emit_failure_is_counted_not_raised(data_dir: Path) -> None:

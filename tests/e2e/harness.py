@@ -14,7 +14,11 @@ from typing import Any
 
 import httpx
 
-__all__ = ["Cluster", "free_port", "wait_until"]
+__all__ = ["ADMIN_TOKEN", "WEBCHAT_API_KEY", "Cluster", "free_port", "wait_until"]
+
+ADMIN_TOKEN = "test-admin-token"
+# Tests act for named web chat users as a site would: server to server, with a web chat API key.
+WEBCHAT_API_KEY = "test-webchat-api-key"
 
 
 def free_port() -> int:
@@ -47,18 +51,22 @@ class Cluster:
             "REDIS_URL": redis_url,
             "PATCHBAY_DATA_DIR": str(data_dir),
             "PATCHBAY_HTTP_PORT": str(self.port),
-            "PATCHBAY_ADMIN_TOKEN": "test-admin-token",
+            "PATCHBAY_ADMIN_TOKEN": ADMIN_TOKEN,
+            "PATCHBAY_WEBCHAT_API_KEYS": WEBCHAT_API_KEY,
             "PATCHBAY_LOG_LEVEL": "INFO",
             # Generous limits: these tests are about the pipeline; rate-limit tests set their own.
             "PATCHBAY_LIMIT_USER": "1000/minute",
             "PATCHBAY_LIMIT_CONVERSATION": "1000/minute",
             "PATCHBAY_LIMIT_PLATFORM": "100000/minute",
             "PATCHBAY_LIMIT_GLOBAL": "100000/minute",
+            "PATCHBAY_LIMIT_WEBCHAT_SESSION": "1000/minute",
+            "PATCHBAY_LIMIT_WEBCHAT_ADDRESS": "1000/minute",
             **(env or {}),
         }
         self.workers: list[subprocess.Popen[bytes]] = []
         self.gateway: subprocess.Popen[bytes] | None = None
-        self.log_dir = data_dir / "logs"
+        # Beside the data directory, not in it: the data directory is the processes' own (0700, files 0600).
+        self.log_dir = data_dir.parent / f"{data_dir.name}-logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
@@ -81,6 +89,15 @@ class Cluster:
     def start_gateway(self) -> None:
         self.gateway = self._spawn("gateway", "gateway")
         wait_until(self._http_up, timeout_s=60, what="the gateway to listen")
+
+    def start_embedded(self, workers: int = 1) -> Cluster:
+        """``patchbay run``: the embedded Redis in the data directory, ``workers`` workers and the gateway."""
+        self.env.pop("REDIS_URL", None)
+        self.env["PATCHBAY_WORKERS"] = str(workers)
+        self.gateway = self._spawn("gateway", "run")
+        wait_until(self._http_up, timeout_s=90, what="patchbay run to listen")
+        self.wait_workers(workers)
+        return self
 
     def _http_up(self) -> bool:
         if self.gateway is not None and self.gateway.poll() is not None:
@@ -116,7 +133,17 @@ class Cluster:
         return path.read_text(errors="replace")[-6000:] if path.exists() else ""
 
     def chat(self, user_id: str, text: str, **extra: Any) -> httpx.Response:
-        return httpx.post(self.url + "/api/chat", json={"user_id": user_id, "text": text, **extra}, timeout=120)
+        """A message from web chat user ``user_id``, sent as a site does: server to server, with the API key."""
+        return httpx.post(
+            self.url + "/api/chat",
+            json={"user_id": user_id, "text": text, **extra},
+            headers={"Authorization": f"Bearer {WEBCHAT_API_KEY}"},
+            timeout=120,
+        )
+
+    def browser(self, **headers: str) -> httpx.Client:
+        """A client like a browser: no key, it keeps the session cookie the gateway issues."""
+        return httpx.Client(base_url=self.url, timeout=120, headers=headers)
 
     def stop(self) -> None:
         processes = [p for p in [self.gateway, *self.workers] if p is not None and p.poll() is None]

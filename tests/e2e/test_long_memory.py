@@ -28,10 +28,14 @@ def test_a_fact_from_many_turns_ago_is_recalled_into_the_prompt(make_cluster, si
     assert cluster.chat("gus", "Where does my sister live now?").status_code == 200
 
     prompt = llm_sim.stats()["recent_prompts"][-1]
-    history = [m["content"] for m in prompt if m["role"] in ("user", "assistant")]
+    recalled = [m["content"] for m in prompt if m["content"].startswith("Quoted from earlier conversations")]
+    history = [m["content"] for m in prompt if m["role"] in ("user", "assistant") and m["content"] not in recalled]
     assert not any("Bergen" in text for text in history)  # not there because of the recent history...
-    system = " ".join(m["content"] for m in prompt if m["role"] == "system")
-    assert "Ingrid moved to Bergen" in system  # ...but recalled from long-term memory, dated
+    (block,) = recalled
+    assert "Ingrid moved to Bergen" in block  # ...but recalled from long-term memory, dated, as quoted context
+    assert prompt.index(next(m for m in prompt if m["content"] == block)) == len(prompt) - 2  # just before the question
+    # Remembered words are data, never instructions: nothing recalled is in the system role.
+    assert not any("Bergen" in m["content"] for m in prompt if m["role"] == "system")
 
     # A different user asking the same question in their own DM never sees gus's memory.
     assert cluster.chat("hana", "Where does my sister live now?").status_code == 200

@@ -189,7 +189,6 @@ def test_web_chat_voice_reply_plays_in_a_browser(stack: Stack) -> None:
             page = browser.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))
-            page.add_init_script("window.localStorage.setItem('patchbay.user', 'web-listener')")
             page.goto(stack.cluster.url + "/")
             page.fill("#text", "/voice on")
             page.press("#text", "Enter")

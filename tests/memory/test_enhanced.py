@@ -20,7 +20,8 @@ def _turn(message_id: str, text: str, *, seconds: float, author: str = "alice", 
         text,
         author.lower(),
         author_name=author,
-        user_id=author.lower(),
+        platform="discord",
+        user_id=f"discord:{author.lower()}",
         message_id=message_id,
         timestamp=T0 + timedelta(seconds=seconds),
     )
@@ -146,7 +147,7 @@ async def test_enhanced_recall_passes_the_other_methods_through(memory: SqlMemor
         "Caroline's pottery bowl cracked in the kiln",
         "we ordered pizza",
     ]
-    assert await enhanced.forget_user("alice") == 5
+    assert await enhanced.forget_user("discord:alice") == 5
 
 
 async def test_a_failure_below_surfaces_as_an_exception(memory: SqlMemory) -> None:

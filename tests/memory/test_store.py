@@ -122,15 +122,16 @@ async def test_workspace_memories_are_shared_within_one_bot_only(memory: SqlMemo
 
 
 async def test_forgetting_a_user_is_complete(memory: SqlMemory) -> None:
-    await memory.remember(turn("dm-alice", "my sister Jane lives in Oslo", "alice", Scope.PRIVATE))
-    await memory.remember(turn("dm-alice", "Nice, Oslo is lovely", "alice", Scope.PRIVATE, role="assistant"))
-    await memory.remember(turn("general", "Oslo trip photos are up", "alice", Scope.CHANNEL))
-    await memory.remember(turn("general", "I went to Oslo too", "bob", Scope.CHANNEL))
+    alice, bob = "discord:alice", "discord:bob"
+    await memory.remember(turn("dm-alice", "my sister Jane lives in Oslo", alice, Scope.PRIVATE))
+    await memory.remember(turn("dm-alice", "Nice, Oslo is lovely", alice, Scope.PRIVATE, role="assistant"))
+    await memory.remember(turn("general", "Oslo trip photos are up", alice, Scope.CHANNEL))
+    await memory.remember(turn("general", "I went to Oslo too", bob, Scope.CHANNEL))
     await memory.flush()
-    assert await memory.forget_user("alice") == 3
-    assert await memory.forget_user("alice") == 0
-    assert await texts(memory, ask("dm-alice", "Oslo sister Jane", "alice", Scope.PRIVATE)) == []
-    assert await texts(memory, ask("general", "Oslo", "bob", Scope.CHANNEL)) == ["I went to Oslo too"]
+    assert await memory.forget_user(alice) == 3
+    assert await memory.forget_user(alice) == 0
+    assert await texts(memory, ask("dm-alice", "Oslo sister Jane", alice, Scope.PRIVATE)) == []
+    assert await texts(memory, ask("general", "Oslo", bob, Scope.CHANNEL)) == ["I went to Oslo too"]
     assert [t.text for t in await memory.history("discord:bot1:dm-alice", 10)] == []
     table = memory._dialect.turns
     async with memory._engine.connect() as conn:
@@ -193,3 +194,42 @@ async def test_a_turn_is_searchable_lexically_before_its_vector_exists(memory: S
     await memory.remember(turn("general", "the quokka enclosure reopens in June", "alice", Scope.CHANNEL))
     # No flush: the vector may not be there yet, the lexical index already is.
     assert (await texts(memory, ask("general", "quokka", "alice", Scope.CHANNEL)))[0].startswith("the quokka")
+
+
+async def test_nul_and_control_characters_are_stored_the_same_on_both_backends(memory: SqlMemory) -> None:
+    """PostgreSQL refuses NUL in text, SQLite keeps it: stripped on the way in, both read back the same."""
+    said = turn("dm-nul", "before\x00after\x07 bell\ttab\nline", "discord:nul", Scope.PRIVATE)
+    said.author_name = "nul\x00name\nSYSTEM"
+    await memory.remember(said)
+    await memory.remember(turn("dm-nul", "answer with \x00 in it", "discord:nul", Scope.PRIVATE, role="assistant"))
+    await memory.flush()
+    history = await memory.history("discord:bot1:dm-nul", 10)
+    assert [t.text for t in history] == ["beforeafter bell\ttab\nline", "answer with  in it"]
+    assert history[0].author_name == "nul name SYSTEM"
+
+
+async def test_bare_user_ids_of_an_older_version_are_qualified_once(memory: SqlMemory) -> None:
+    """Rows written before qualified user keys: migrated on start, so private recall and forgetting still work."""
+    legacy = [
+        turn("dm-1001", "my locker code is 4711", "1001", Scope.PRIVATE, platform="webchat", bot="webchat"),
+        turn("dm-1001", "telegram says my bike code is 9182", "1001", Scope.PRIVATE, platform="telegram"),
+        turn("D1", "slack user in a workspace", "U11", Scope.PRIVATE, platform="slack", bot="T123"),
+        turn("c", "a turn without its platform", "ghost", Scope.CHANNEL, platform=""),
+    ]
+    for item in legacy:
+        await memory.remember(item)
+    await memory.flush()
+    async with memory._engine.begin() as conn:  # what an older version left: bare ids and no migration marker
+        await conn.execute(text(f"DROP TABLE {memory._dialect.meta}"))
+    await memory.init()
+    async with memory._engine.connect() as conn:
+        users = sorted(r[0] for r in (await conn.execute(text(f"SELECT user_id FROM {memory._dialect.turns}"))).all())
+    assert users == ["ghost", "slack:T123:U11", "telegram:1001", "webchat:1001"]
+    web = ask("dm-1001", "locker code", "webchat:1001", Scope.PRIVATE, platform="webchat", bot="webchat")
+    assert await texts(memory, web) == ["my locker code is 4711"]  # its lexical scope token was rebuilt too
+    await memory.init()  # a second start changes nothing
+    async with memory._engine.connect() as conn:
+        again = sorted(r[0] for r in (await conn.execute(text(f"SELECT user_id FROM {memory._dialect.turns}"))).all())
+    assert again == users
+    assert await memory.forget_user("telegram:1001") == 1
+    assert await texts(memory, web) == ["my locker code is 4711"]  # the web chat's 1001 is someone else

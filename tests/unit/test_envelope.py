@@ -56,7 +56,7 @@ def test_reply_answering_addresses_the_same_conversation_and_thread() -> None:
         ({"author_id": None}, "author_id"),
         ({"unknown_field": 1}, "unknown_field"),
         ({"schema_version": 2}, "schema_version 2 is not supported"),
-        ({"attachments": [{"mime_type": "image/png"}]}, "url or data_b64"),
+        ({"attachments": [{"mime_type": "image/png"}]}, "a url, a file_id or data_b64"),
         ({"timestamp": "yesterday"}, "timestamp"),
     ],
 )

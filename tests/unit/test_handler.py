@@ -125,12 +125,20 @@ async def test_voice_message_is_transcribed_when_a_provider_is_set(
         heard.append(len(upload.file.read()))
         return web.json_response({"text": "what is the weather"})
 
+    token = "4242:unit-test-token"
+
+    async def get_file(request: web.Request) -> web.Response:
+        form = await request.post()
+        assert form["file_id"] == "voice-file-1"
+        return web.json_response({"ok": True, "result": {"file_id": "voice-file-1", "file_path": "voice/f1.oga"}})
+
     async def voice_file(request: web.Request) -> web.Response:
         return web.Response(body=b"OggS" + bytes(60), content_type="audio/ogg")
 
     app = web.Application()
     app.router.add_post("/v1/audio/transcriptions", transcriptions)
-    app.router.add_get("/file/voice.ogg", voice_file)
+    app.router.add_post(f"/bot{token}/getFile", get_file)
+    app.router.add_get(f"/file/bot{token}/voice/f1.oga", voice_file)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -140,8 +148,11 @@ async def test_voice_message_is_transcribed_when_a_provider_is_set(
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         monkeypatch.setenv("PATCHBAY_STT_MODEL", "openai/whisper-1")
         monkeypatch.setenv("PATCHBAY_STT_API_BASE", f"http://127.0.0.1:{port}/v1")
+        # Telegram: the envelope names the file; the worker asks getFile and downloads with its own token.
+        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", token)
+        monkeypatch.setenv("TELEGRAM_API_BASE_URL", f"http://127.0.0.1:{port}")
         handler = _handler(LiteLLMClient("openai/sim-model", api_base=simulator.base_url), memory)
-        voice = Attachment(url=f"http://127.0.0.1:{port}/file/voice.ogg", mime_type="audio/ogg", is_voice=True)
+        voice = Attachment(file_id="voice-file-1", mime_type="audio/ogg", is_voice=True)
         reply = await handler.handle(_envelope("", voice=voice))
     finally:
         await runner.cleanup()

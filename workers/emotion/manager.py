@@ -50,8 +50,8 @@ class EmotionManager:
     async def observe(self, user_id: str, reading: EmotionReading) -> EmotionReading:
         return await self._store.observe(user_id, reading)
 
-    async def forget_user(self, user_id: str) -> None:
-        await self._store.forget(user_id)
+    async def forget_user(self, user_id: str) -> bool:
+        return await self._store.forget(user_id)
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from gateway.shared.keys import emotion_state
 from workers.components import EmotionReading
 from workers.emotion.labels import EMOTIONS, NEUTRAL
 
@@ -61,7 +62,8 @@ class EmotionStateStore:
         self._ttl_s = max(int(half_life_s * 20), 1)
 
     def _key(self, user_id: str) -> str:
-        return f"{self._prefix}state:{user_id}"
+        # user_id is the platform-qualified user key (gateway.shared.identity): web 1001 is not Telegram 1001.
+        return emotion_state(user_id, self._prefix)
 
     def _decode(self, raw: bytes | str | None, now: float) -> dict[str, float]:
         if raw is None:
@@ -94,5 +96,6 @@ class EmotionStateStore:
                     continue  # another worker wrote this user's state in between: re-read and blend again
         raise RuntimeError(f"emotion state of {user_id!r} kept changing under {_MAX_WRITE_ATTEMPTS} write attempts")
 
-    async def forget(self, user_id: str) -> None:
-        await self._redis.delete(self._key(user_id))
+    async def forget(self, user_id: str) -> bool:
+        """True when there was a state to delete."""
+        return bool(await self._redis.delete(self._key(user_id)))

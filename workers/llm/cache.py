@@ -8,7 +8,9 @@ conversation with history, so Patchbay keeps its own. The key (documented in doc
          "messages": [[role, content with whitespace collapsed]], "max_tokens": n, "temperature": t}>
 
 A request marked ``personal`` is scoped to its user id, so a reply built on one user's context is
-never served to another; a personal request without a user id is not cached at all.
+never served to another; a personal request without a user id is not cached at all. Every entry
+stored while answering a user is also listed under ``<namespace>:by-user:<user key>`` (a set with the
+same TTL), so forgetting the user drops their cached answers at once instead of an hour later.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from enum import StrEnum
 
 import redis.asyncio as aioredis
 
+from gateway.shared.keys import llm_cache_user_index
 from workers.components import LLMRequest, LLMResult
 from workers.llm.metrics import CACHE_ERRORS, CACHE_REQUESTS
 
@@ -106,7 +109,7 @@ class ResponseCache:
             LLMResult(text=stored["text"], model=stored["model"], provider=stored["provider"], cached=True),
         )
 
-    async def store(self, key: str, result: LLMResult) -> None:
+    async def store(self, key: str, result: LLMResult, *, user_key: str | None = None) -> None:
         value = json.dumps(
             {
                 "text": result.text,
@@ -118,10 +121,28 @@ class ResponseCache:
             }
         )
         try:
-            await self._redis().set(key, value, ex=self.ttl_s)
+            async with self._redis().pipeline(transaction=False) as pipe:
+                pipe.set(key, value, ex=self.ttl_s)
+                if user_key:
+                    index = llm_cache_user_index(user_key, self.namespace)
+                    pipe.sadd(index, key)
+                    pipe.expire(index, self.ttl_s)
+                await pipe.execute()
         except (aioredis.RedisError, OSError) as exc:
             CACHE_ERRORS.labels(op="set").inc()
             log.warning("LLM cache store failed; the answer was delivered but not cached: %s", exc)
+
+    async def forget_user(self, user_key: str) -> int:
+        """Delete every entry stored while answering ``user_key``; how many there were."""
+        index = llm_cache_user_index(user_key, self.namespace)
+        redis = self._redis()
+        keys = [k for k in await redis.smembers(index)]
+        async with redis.pipeline(transaction=False) as pipe:
+            for k in keys:
+                pipe.delete(k)
+            pipe.delete(index)
+            deleted = await pipe.execute()
+        return sum(int(n) for n in deleted[:-1])
 
     async def aclose(self) -> None:
         client, self._client = self._client, None

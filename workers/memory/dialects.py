@@ -40,6 +40,11 @@ class Dialect:
         return f"{self.prefix}_turns"
 
     @property
+    def meta(self) -> str:
+        """One row per one-time migration done (``user_ids``: user ids are qualified keys)."""
+        return f"{self.prefix}_meta"
+
+    @property
     def columns(self) -> str:
         return _COLUMNS
 

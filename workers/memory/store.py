@@ -5,6 +5,12 @@ long-term recall ranks the turns the query's scope may see by BM25 (or ``ts_rank
 similarity and a recency decay. Vectors are computed off the reply path: ``remember`` writes the row
 (and so the lexical index) at once and queues the text; a background task embeds queued turns in
 batches and fills their vector. ``flush()`` waits for that queue.
+
+Users are platform-qualified keys (``telegram:1001``, ``slack:<team>:U11``; ``gateway.shared.identity``).
+Rows written before that kept bare ids; ``init`` rewrites them once (``_qualify_legacy_user_ids``),
+since each row names its platform and bot: nothing is guessed, and private recall and forgetting
+keep working for them. Text is stored without NUL and other control characters on both backends
+(PostgreSQL refuses NUL in text), so the same turn reads back the same on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import numpy as np
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from gateway.shared.hygiene import clean_display_name, clean_text
+from gateway.shared.identity import PLATFORMS, split_user_key, user_key
 from workers.components import Recalled, RecallQuery, Scope, Turn
 from workers.memory.dialects import Dialect, SqliteDialect, dialect_for
 from workers.memory.embedder import Embedder, build_embedder
@@ -132,10 +140,54 @@ class SqlMemory:
     # ------------------------------------------------------------------ lifecycle
 
     async def init(self) -> None:
-        """Create the tables and indexes; safe to call on every start."""
+        """Create the tables and indexes, and qualify legacy user ids once; safe to call on every start."""
         async with self._engine.begin() as conn:
             for statement in self._dialect.schema():
                 await conn.execute(text(statement))
+        await self._qualify_legacy_user_ids()
+
+    async def _qualify_legacy_user_ids(self) -> None:
+        """Rows of older versions hold bare user ids: rewrite them to qualified keys, exactly once.
+
+        The marker row is inserted first, in the same transaction: of several workers starting at
+        once, only the one whose insert lands migrates (PostgreSQL makes the others wait for its
+        commit, SQLite has one writer), and a database migrated once is never touched again.
+        """
+        meta = self._dialect.meta
+        async with self._write_lock if self._is_sqlite else _NO_LOCK, self._engine.begin() as conn:
+            await conn.execute(text(f"CREATE TABLE IF NOT EXISTS {meta} (name TEXT PRIMARY KEY, value TEXT NOT NULL)"))
+            claimed = await conn.execute(
+                text(f"INSERT INTO {meta} (name, value) VALUES ('user_ids', 'qualified') ON CONFLICT (name) DO NOTHING")
+            )
+            if not claimed.rowcount:
+                return
+            rows = (
+                await conn.execute(
+                    text(
+                        f"SELECT id, conversation_key, platform, bot_id, user_id, scope FROM {self._dialect.turns} "
+                        "WHERE user_id != ''"
+                    )
+                )
+            ).all()
+            updates = []
+            for row in rows:
+                if row.platform not in PLATFORMS:
+                    continue  # a turn stored without its platform cannot be qualified; left as it was
+                qualified = user_key(row.platform, row.bot_id, row.user_id)
+                turn = Turn(
+                    row.conversation_key, "user", "", "", platform=row.platform, bot_id=row.bot_id,
+                    user_id=qualified, scope=Scope(row.scope),
+                )  # fmt: skip
+                updates.append({"id": row.id, "user_id": qualified, "scope_key": turn_scope_token(turn)})
+            if updates:
+                await conn.execute(
+                    text(f"UPDATE {self._dialect.turns} SET user_id = :user_id, scope_key = :scope_key WHERE id = :id"),
+                    updates,
+                )
+                if self._is_sqlite:  # the FTS index holds each row's scope token: rebuild it from the table
+                    fts = self._dialect.prefix + "_fts"
+                    await conn.execute(text(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')"))
+                log.warning("memory: qualified the user ids of %d turns stored by an older version", len(updates))
 
     async def flush(self) -> None:
         """Wait until every remembered turn has its vector (or its failure was counted)."""
@@ -156,6 +208,7 @@ class SqlMemory:
             if self._is_sqlite:
                 await conn.execute(text(f"DROP TABLE IF EXISTS {self._dialect.prefix}_fts"))
             await conn.execute(text(f"DROP TABLE IF EXISTS {self._dialect.turns}"))
+            await conn.execute(text(f"DROP TABLE IF EXISTS {self._dialect.meta}"))
 
     # ------------------------------------------------------------------ Memory protocol
 
@@ -164,9 +217,9 @@ class SqlMemory:
         values = {
             "conversation_key": turn.conversation_key,
             "role": turn.role,
-            "text": turn.text,
+            "text": clean_text(turn.text),  # also what an LLM answered: NUL never reaches either backend
             "author_id": turn.author_id,
-            "author_name": turn.author_name,
+            "author_name": clean_display_name(turn.author_name),
             "platform": turn.platform,
             "bot_id": turn.bot_id,
             "user_id": turn.user_id,
@@ -175,6 +228,8 @@ class SqlMemory:
             "ts": turn.timestamp.timestamp(),
             "scope_key": turn_scope_token(turn),
         }
+        for name in ("conversation_key", "author_id", "user_id", "message_id", "bot_id", "platform"):
+            values[name] = str(values[name]).replace("\x00", "")  # ids from envelopes never have one; others might
         turn_id = await self._insert(values)
         if turn.text.strip() and (turn.role != "assistant" or self.settings.embed_assistant_turns):
             self._ensure_embedder_task()
@@ -229,10 +284,24 @@ class SqlMemory:
             RECALL_SECONDS.observe(time.perf_counter() - started)
 
     async def forget_user(self, user_id: str) -> int:
-        """Delete every turn this user wrote or that was said to them, with its index entries and vector."""
-        sql = f"DELETE FROM {self._dialect.turns} WHERE user_id = :user OR author_id = :user"
-        async with self._write_lock if self._is_sqlite else _NO_LOCK, self._engine.begin() as conn:
-            deleted = (await conn.execute(text(sql), {"user": user_id})).rowcount
+        """Delete every turn this user wrote or that was said to them, with its index entries and vector.
+
+        ``user_id`` is a qualified key: only that platform's (and on Slack that workspace's) user is
+        forgotten. On SQLite the WAL is checkpointed afterwards, so the deleted turns do not linger in it
+        (``secure_delete`` already zeroes their pages in the database file).
+        """
+        platform, workspace, author = split_user_key(user_id)
+        sql = (
+            f"DELETE FROM {self._dialect.turns} WHERE user_id = :user "
+            "OR (author_id = :author AND platform = :platform AND (:workspace = '' OR bot_id = :workspace))"
+        )
+        values = {"user": user_id, "author": author, "platform": platform, "workspace": workspace}
+        async with self._write_lock if self._is_sqlite else _NO_LOCK:
+            async with self._engine.begin() as conn:
+                deleted = (await conn.execute(text(sql), values)).rowcount
+            if self._is_sqlite:
+                async with self._engine.connect() as conn:
+                    await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
         log.info("memory: forgot user %s (%d turns)", user_id, deleted)
         return int(deleted or 0)
 

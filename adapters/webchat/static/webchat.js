@@ -1,0 +1,76 @@
+// The web chat page. Who you are is the gateway's business: the session cookie it set on this
+// page's first visit (HttpOnly, so this script never sees it) travels with every request.
+(() => {
+  const log = document.getElementById("log"), form = document.getElementById("form");
+  const input = document.getElementById("text"), send = document.getElementById("send");
+  const json = {"content-type": "application/json"};
+
+  function bubble(cls, text) {
+    const el = document.createElement("div");
+    el.className = "msg " + cls;
+    el.textContent = text;
+    log.appendChild(el);
+    log.scrollTop = log.scrollHeight;
+    return el;
+  }
+  function notice(text) {
+    const el = document.createElement("div");
+    el.className = "notice"; el.textContent = text; log.appendChild(el);
+    log.scrollTop = log.scrollHeight;
+  }
+  function rating(el, messageId) {
+    const meta = document.createElement("div");
+    meta.className = "meta";
+    for (const [value, label] of [[1, "👍"], [-1, "👎"]]) {
+      const b = document.createElement("button");
+      b.type = "button"; b.textContent = label; b.title = value > 0 ? "Good answer" : "Bad answer";
+      b.dataset.value = String(value);
+      b.onclick = async () => {
+        meta.querySelectorAll("button").forEach(x => x.classList.remove("on"));
+        b.classList.add("on");
+        await fetch("/api/rating", {method: "POST", headers: json, credentials: "same-origin",
+          body: JSON.stringify({message_id: messageId, value})});
+      };
+      meta.appendChild(b);
+    }
+    el.appendChild(meta);
+  }
+
+  fetch("/api/session", {credentials: "same-origin"})
+    .then(r => r.json())
+    .then(s => { document.getElementById("who").textContent = s.user_id || ""; })
+    .catch(() => {});
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    input.value = ""; send.disabled = true;
+    bubble("me", text);
+    const messageId = (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random()).replace(/[-.]/g, "");
+    try {
+      const response = await fetch("/api/chat", {method: "POST", headers: json, credentials: "same-origin",
+        body: JSON.stringify({message_id: messageId, text})});
+      const body = await response.json();
+      if (!response.ok) {
+        notice(body.notice || body.detail || ("Error " + response.status));
+      } else {
+        const el = bubble("bot" + (body.reason ? " degraded" : ""), body.text);
+        el.dataset.messageId = body.message_id;
+        for (const item of body.attachments || []) {
+          if (item.mime_type.startsWith("audio/")) {
+            const audio = document.createElement("audio");
+            audio.controls = true; audio.src = item.url; audio.autoplay = true;
+            el.appendChild(audio);
+          }
+        }
+        rating(el, body.message_id);
+      }
+    } catch (err) {
+      notice("The gateway is unreachable: " + err);
+    } finally {
+      send.disabled = false; input.focus();
+    }
+  });
+  input.focus();
+})();
