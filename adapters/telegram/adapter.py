@@ -68,9 +68,7 @@ class TelegramAdapter:
         root = self.settings.api_root
         # Long polling holds its request open for poll_timeout_s; its own connection, with room to answer.
         polling = HTTPXRequest(connection_pool_size=1, read_timeout=_POLL_TIMEOUT_S + 10)
-        return Bot(
-            self._token, base_url=f"{root}/bot", base_file_url=f"{root}/file/bot", get_updates_request=polling
-        )
+        return Bot(self._token, base_url=f"{root}/bot", base_file_url=f"{root}/file/bot", get_updates_request=polling)
 
     async def _run_once(self) -> None:
         bot = self._build()
@@ -105,9 +103,7 @@ class TelegramAdapter:
         delay = 1.0
         while not self._supervisor.stopping.is_set():
             try:
-                updates = await bot.get_updates(
-                    offset=offset, timeout=_POLL_TIMEOUT_S, allowed_updates=["message"]
-                )
+                updates = await bot.get_updates(offset=offset, timeout=_POLL_TIMEOUT_S, allowed_updates=["message"])
             except InvalidToken:
                 raise
             except TelegramError as exc:

@@ -171,6 +171,7 @@ class Settings(PatchbaySettings):
     def session_secret(self) -> bytes:
         """The key of the web chat session cookies (``PATCHBAY_SECRET_KEY`` or ``<data_dir>/secret.key``)."""
         return load_or_create_secret(self.secret_key, self.data_dir / "secret.key", purpose="web chat session key")
+
     def check(self) -> None:
         """Refuse, at start-up, settings that cannot work together; the message says what to change."""
         problems = []
