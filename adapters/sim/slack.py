@@ -75,7 +75,8 @@ class SlackSimulator(SimServer):
         self.team_id = team_id
         self.bot_user_id = bot_user_id
         self.bot_id = "B0BOT"
-        self.deliveries: list[dict[str, Any]] = []  # every Events API POST: event_id, retry_num, status
+        # Every Events API POST: event_id, event_ts (the message's ts), retry_num, status, at (answered at).
+        self.deliveries: list[dict[str, Any]] = []
         self._uploads: dict[str, dict[str, Any]] = {}
         self._ts = 0
         self.message_authors: dict[str, str] = {}  # ts -> user id, the default ``item_user`` of a reaction
@@ -258,7 +259,15 @@ class SlackSimulator(SimServer):
                 headers["X-Slack-Retry-Num"] = str(retry_num)
                 headers["X-Slack-Retry-Reason"] = reason
             status = await self._post(raw, headers)
-            self.deliveries.append({"event_id": body["event_id"], "retry_num": retry_num, "status": status})
+            self.deliveries.append(
+                {
+                    "event_id": body["event_id"],
+                    "event_ts": body["event"].get("ts"),
+                    "retry_num": retry_num,
+                    "status": status,
+                    "at": time.time(),  # when the answer came back
+                }
+            )
             if forced is None and 200 <= status < 300:
                 return
             reason = "http_timeout" if status == 0 else "http_error"
