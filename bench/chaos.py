@@ -98,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--- run {run + 1}/{args.runs} (seed {seeded.seed}) in {workdir}", flush=True)
         started = time.monotonic()
         echo = None if args.quiet_log else (lambda line: print(line, flush=True))
-        result = run_chaos(seeded, workdir, echo=echo)
+        try:
+            result = run_chaos(seeded, workdir, echo=echo)
+        except KeyboardInterrupt:
+            print(f"--- interrupted; every process of the run was stopped (logs in {workdir})", flush=True)
+            return 130
         print(result.report(), flush=True)
         print(
             f"--- run {run + 1} took {time.monotonic() - started:.0f}s: {'PASS' if result.ok else 'FAIL'}", flush=True

@@ -33,7 +33,14 @@ def _lines(log_dir: Path) -> dict[str, list[str]]:
     return {path.stem: path.read_text(errors="replace").splitlines() for path in sorted(log_dir.glob("*.log"))}
 
 
-def diagnose(log_dir: Path, lost: list[SentMessage], trails: int = 5) -> list[str]:
+def _trail(logs: dict[str, list[str]], message: SentMessage) -> list[str]:
+    key = re.compile(re.escape(message.log_key) + r"(?=[\s,)]|$)")
+    return [f"{name}: {line.strip()[:200]}" for name, lines in logs.items() for line in lines if key.search(line)]
+
+
+def diagnose(
+    log_dir: Path, lost: list[SentMessage], duplicated: list[SentMessage] | None = None, trails: int = 5
+) -> list[str]:
     logs = _lines(log_dir)
     out: list[str] = []
     counts: Counter[tuple[str, str]] = Counter()
@@ -46,14 +53,18 @@ def diagnose(log_dir: Path, lost: list[SentMessage], trails: int = 5) -> list[st
     if counts:
         out.append("signs in the logs:")
         out += [f"  {hits:5d}  {label} [{side}]" for (label, side), hits in sorted(counts.items())]
+    for message in (duplicated or [])[:trails]:
+        trail = _trail(logs, message)
+        replied = sum(1 for line in trail if "replied key=" in line)
+        out.append(f"duplicated {message.tag}: {replied} 'replied' line(s) in the logs")
+        out += [f"    {line}" for line in trail[-6:]]
     if not lost:
         return out
 
     classes: Counter[str] = Counter()
     examples: dict[str, list[str]] = {}
     for message in lost:
-        key = re.compile(re.escape(message.log_key) + r"(?=[\s,)]|$)")
-        trail = [f"{name}: {line.strip()}" for name, lines in logs.items() for line in lines if key.search(line)]
+        trail = _trail(logs, message)
         gateway = [line for line in trail if line.startswith("gateway")]
         workers = [line for line in trail if not line.startswith("gateway")]
         if not any(" queued key=" in line for line in gateway):

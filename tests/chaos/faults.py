@@ -151,12 +151,16 @@ class FaultInjector:
 
     def handout_kill(self, send: Callable[[], str]) -> None:
         """Make a worker first in line, ``send()`` a message (returns its tag), SIGKILL that worker 3-10 ms later."""
-        victim = self._victim()
-        if victim is None:
+        consumers = self._consumers()
+        live = self.cluster.live_workers()
+        # A worker still starting up reads nothing yet: aim at one that is waiting for a message.
+        candidates = [w for w in live if consumers.get(w.pid)] or live
+        if not candidates:
             send()
             self.log.add("handout_kill", "no live worker to kill")
             return
-        first_in_line = self._put_first_in_line(victim)
+        victim = self.rng.choice(candidates)
+        first_in_line = self._put_first_in_line(victim, consumers)
         delay_s = self.rng.uniform(0.003, 0.010)
         tag = send()
         time.sleep(delay_s)
@@ -165,36 +169,41 @@ class FaultInjector:
         self.log.add(
             "handout_kill",
             f"SIGKILL w{self.cluster.workers.index(victim)} pid={victim.pid} {delay_s * 1000:.1f} ms after sending "
-            f"{tag} ({'first in line' if first_in_line else 'not seen blocked: a random moment'})",
+            f"{tag} ({'first in line' if first_in_line else 'no worker seen waiting: a random moment'})",
         )
         self._reap.append(victim)
         self._replace(victim)
 
-    def _put_first_in_line(self, victim: subprocess.Popen[bytes]) -> bool:
-        """Release the other workers' blocking reads so that they queue up again behind ``victim``'s."""
+    def _consumers(self) -> dict[int, list[int]]:
+        """Live worker pid -> ids of its Redis clients blocked in a queue read ({} when Redis cannot tell)."""
         try:
             blocked = consumer_clients(self.server)
         except Exception:
-            return False  # Redis is down: the kill still happens, aimed at nothing in particular
-        ports = {worker.pid: local_ports(worker.pid, self.server.port) for worker in self.cluster.live_workers()}
-        mine = ports.get(victim.pid, set())
-        others = set().union(*(p for pid, p in ports.items() if pid != victim.pid)) if ports else set()
-        victim_blocked = False
+            return {}  # Redis is down: the kill still happens, aimed at nothing in particular
+        by_port = {int(entry.get("addr", ":0").rsplit(":", 1)[1]): int(entry["id"]) for entry in blocked}
+        consumers: dict[int, list[int]] = {}
+        for worker in self.cluster.live_workers():
+            ids = [by_port[port] for port in local_ports(worker.pid, self.server.port) if port in by_port]
+            if ids:
+                consumers[worker.pid] = ids
+        return consumers
+
+    def _put_first_in_line(self, victim: subprocess.Popen[bytes], consumers: dict[int, list[int]]) -> bool:
+        """Release the other workers' blocking reads so that they queue up again behind ``victim``'s."""
+        if not consumers.get(victim.pid):
+            return False
         client = self.server.client(timeout_s=1.0)
         try:
-            for entry in blocked:
-                port = int(entry.get("addr", ":0").rsplit(":", 1)[1])
-                if port in mine:
-                    victim_blocked = True
-                elif port in others:
-                    client.client_unblock(int(entry["id"]))
+            for pid, ids in consumers.items():
+                if pid != victim.pid:
+                    for client_id in ids:
+                        client.client_unblock(client_id)
         except Exception:
             return False
         finally:
             client.close()
-        if victim_blocked:
-            time.sleep(0.002)  # the released readers re-issue their reads, behind the victim's
-        return victim_blocked
+        time.sleep(0.002)  # the released readers re-issue their reads, behind the victim's
+        return True
 
     # ------------------------------------------------------------------ Redis
 

@@ -15,6 +15,7 @@ chat users run in threads of their own, since each of their requests waits for i
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -22,14 +23,15 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from adapters.sim.llm import SimulatorProcess
 from tests.chaos.diagnose import diagnose
 from tests.chaos.faults import FaultInjector, FaultLog
 from tests.chaos.plan import ChaosConfig, FaultKind, Plan, PlannedMessage, Platform, make_plan
-from tests.chaos.score import Score, score
+from tests.chaos.score import ReplySeen, Score, SentMessage, score
 from tests.chaos.traffic import Observations, SlackUsers, TelegramUsers, WebchatClient, WebchatTap
 from tests.e2e.harness import Cluster, RedisServer
 from tests.e2e.platform_helpers import Platforms, wait_connected
@@ -71,7 +73,8 @@ class ChaosResult:
             f"  faults: {c.kills} worker SIGKILLs ({c.handout_kills} right after a hand-out), "
             f"{c.redis_sigterm} Redis SIGTERM + {c.redis_sigkill} SIGKILL restarts (down {c.redis_down_s:.1f}s each), "
             f"redeliveries: {self.redeliveries}",
-            f"  sent {s['sent']}  answered {s['answered']}  LOST {s['lost']}  DUPLICATED {s['duplicated']}  "
+            f"  sent {s['sent']}  answered {s['answered']}  LOST {s['lost']} (no reply {c.settle_s:.0f}s after the "
+            f"traffic)  DUPLICATED {s['duplicated']}  "
             f"OUT OF ORDER {s['out_of_order']}  stray {s['stray_replies']}  (apologies {s['apologies']}, "
             f"web chat resends {self.webchat_resends})",
             f"  latency p50 {_s(s['p50_s'])}  p95 {_s(s['p95_s'])}  max {_s(s['max_s'])}",
@@ -90,7 +93,9 @@ class ChaosResult:
         lines += self.diagnosis
         if self.leftovers:
             lines.append("PROCESSES LEFT RUNNING: " + ", ".join(self.leftovers))
-        lines.append(f"logs: {self.log_dir}")
+        lines.append(
+            f"logs: {self.log_dir}; what was sent and received: {self.log_dir.parent.parent / 'observations.json'}"
+        )
         return "\n".join(lines)
 
 
@@ -127,23 +132,26 @@ class _Run:
         self.futures: list[Future[str]] = []
         self.timings: dict[str, float] = {}
         self.deadline = float("inf")
+        self.threads: list[threading.Thread] = []
+        self._stopping = time.monotonic()
 
     def run(self) -> ChaosResult:
         config = self.config
         started = time.monotonic()
         server = RedisServer(self.workdir / "redis")
         llm: SimulatorProcess | None = None
-        platforms: Platforms | None = None
         cluster: Cluster | None = None
-        tap: WebchatTap | None = None
-        injector: FaultInjector | None = None
-        threads: list[threading.Thread] = []
         log = FaultLog(echo=self.echo)
-        telegram = slack = None
-        try:
+        # Each part is stopped by a callback pushed as soon as it runs: all of them run, last started first,
+        # even when one of them (or the run) fails or is interrupted.
+        with ExitStack() as cleanup:
+            cleanup.callback(self._timed, "stop", time.monotonic)
+            cleanup.callback(server.stop)
             server.start()
             llm = SimulatorProcess("--latency-ms", str(config.llm_latency_ms), "--seed", str(config.seed))
+            cleanup.callback(llm.stop)
             platforms = Platforms()
+            cleanup.callback(platforms.close)
             cluster = Cluster(server.url, self.workdir / "cluster")
             platforms.start(slack_events_url=cluster.url + "/slack/events")
             cluster.env.update(
@@ -156,6 +164,7 @@ class _Run:
                     **config.extra_env,
                 }
             )
+            cleanup.callback(cluster.stop, grace_s=15)
             for _ in range(config.workers):
                 cluster.start_worker(concurrency=None)  # the shipped default concurrency
             cluster.start_gateway()
@@ -163,45 +172,27 @@ class _Run:
             wait_connected(cluster)
             self.timings["startup"] = time.monotonic() - started
 
+            injector = FaultInjector(cluster, server, self.rng, log, down_s=config.redis_down_s)
+            cleanup.callback(injector.finish)
             telegram = TelegramUsers(platforms, self.observations)
             slack = SlackUsers(platforms, self.observations)
+            cleanup.callback(self._collect, telegram, slack)  # while the simulators still hold what they got
             tap = WebchatTap(server.url, self.webchat_keys, self.observations)
-            injector = FaultInjector(cluster, server, self.rng, log, down_s=config.redis_down_s)
+            cleanup.callback(tap.close)
+            cleanup.callback(self._stop_traffic)
             log.t0 = t0 = time.monotonic()
             self.deadline = t0 + config.duration_s + config.settle_s
-            threads = self._start_webchat(cluster.url, t0)
+            self.threads = self._start_webchat(cluster.url, t0)
             self._traffic(t0, platforms, telegram, slack, injector, log)
             self.timings["traffic"] = time.monotonic() - t0
             settled = time.monotonic()
             self._settle(telegram, slack, injector, log)
             self.timings["settle"] = time.monotonic() - settled
-        finally:
-            self.stop.set()
-            for future in self.futures:
-                future.cancel()
-            stopping = time.monotonic()
-            if tap is not None:
-                tap.close()
-            if telegram is not None and slack is not None and platforms is not None:
-                for reply in telegram.replies() + slack.replies():
-                    self.observations.add_reply(reply)
-                slack.note_deliveries()
-            if cluster is not None:
-                cluster.stop(grace_s=15)
-            if injector is not None:
-                injector.finish()
-            for thread in threads:
-                thread.join(timeout=10)
-            if platforms is not None:
-                platforms.close()
-            if llm is not None:
-                llm.stop()
-            server.stop()
-            self.timings["stop"] = time.monotonic() - stopping
         leftovers = _leftovers(self.workdir)
         if llm is not None and llm.process.poll() is None:
             leftovers.append(f"llm simulator pid={llm.process.pid}")
         messages, replies = self.observations.snapshot()
+        _dump(self.workdir / "observations.json", messages, replies)
         result = score(messages, replies, APOLOGY)
         lost = [m for m in messages if m.ref in set(result.lost)]
         assert cluster is not None
@@ -210,7 +201,7 @@ class _Run:
             score=result,
             faults=log.lines(),
             overrides={k: v for k, v in cluster.env.items() if k.startswith("PATCHBAY_") or k == "REDIS_URL"},
-            diagnosis=diagnose(cluster.log_dir, lost),
+            diagnosis=diagnose(cluster.log_dir, lost, [m for m in messages if m.ref in result.duplicated]),
             log_dir=cluster.log_dir,
             redeliveries={
                 "telegram": sum(m.redelivered for m in messages if m.platform == "telegram"),
@@ -222,6 +213,23 @@ class _Run:
         )
 
     # ------------------------------------------------------------------ phases
+
+    def _timed(self, name: str, clock: Callable[[], float]) -> None:
+        """Registered first, so it runs last: records how long stopping everything took."""
+        self.timings[name] = clock() - self._stopping
+
+    def _stop_traffic(self) -> None:
+        self._stopping = time.monotonic()
+        self.stop.set()
+        for future in self.futures:
+            future.cancel()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+    def _collect(self, telegram: TelegramUsers, slack: SlackUsers) -> None:
+        for reply in telegram.replies() + slack.replies():
+            self.observations.add_reply(reply)
+        slack.note_deliveries()
 
     def _start_webchat(self, base_url: str, t0: float) -> list[threading.Thread]:
         threads = []
@@ -333,6 +341,15 @@ class _Run:
         """How many distinct messages have some reply so far (a cheap probe: ``score`` does the real count)."""
         _, webchat = self.observations.snapshot()
         return len({r.ref for r in telegram.replies() + slack.replies() + webchat if r.ref is not None})
+
+
+def _dump(path: Path, messages: list[SentMessage], replies: list[ReplySeen]) -> None:
+    """The raw evidence, for a second look at a finding: what was sent, and every reply seen where."""
+    evidence = {
+        "sent": [asdict(m) for m in sorted(messages, key=lambda m: m.sent_at)],
+        "replies": [asdict(r) for r in sorted(replies, key=lambda r: r.at)],
+    }
+    path.write_text(json.dumps(evidence, indent=1))
 
 
 def _leftovers(workdir: Path) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from adapters.sim.telegram import TelegramSimulator
 from adapters.telegram import TelegramSettings
 from adapters.telegram.adapter import TelegramAdapter
 from tests.adapters.helpers import RecordingAdmit, eventually
+from tests.chaos.diagnose import diagnose
 from tests.chaos.plan import ChaosConfig, FaultKind, Platform, make_plan
 from tests.chaos.score import ReplySeen, SentMessage, percentile, score
 
@@ -149,3 +151,28 @@ async def test_the_telegram_simulator_serves_an_update_again_to_a_polling_bot() 
         assert len(sim.redeliveries) == 1
         with pytest.raises(KeyError):
             await sim.redeliver(chat_id=42, message_id=999_999)
+
+
+# --------------------------------------------------------------------------- reading the logs
+
+
+def test_the_logs_say_where_each_lost_message_was_lost(tmp_path: Path) -> None:
+    (tmp_path / "gateway.log").write_text(
+        "INFO gateway.admission: queued key=telegram:1:42:100 seq=1\n"
+        "INFO gateway.admission: queued key=telegram:1:42:101 seq=2\n"
+        "ERROR telegram.ext.Application: No error handlers are registered, logging exception.\n"
+    )
+    (tmp_path / "worker0.log").write_text(
+        "INFO workers.pipeline: skip key=telegram:1:42:101 claim=busy (exactly one reply)\n"
+        "CRITICAL celery.worker: Unrecoverable error: AttributeError(\"'NoneType' object has no attribute 'hostname'\")\n"
+    )
+    lost = [
+        SentMessage("te00", 1, "telegram", "te00.m001", 0.0, log_key=":42:100"),
+        SentMessage("te00", 2, "telegram", "te00.m002", 0.0, log_key=":42:101"),
+        SentMessage("te00", 3, "telegram", "te00.m003", 0.0, log_key=":42:10"),  # a prefix of the others' keys
+    ]
+    report = "\n".join(diagnose(tmp_path, lost))
+    assert "1  queued; no worker ever logged it" in report
+    assert "1  queued; a copy was skipped as busy; no reply ever" in report
+    assert "1  never queued by the gateway" in report
+    assert "Celery: unrecoverable error" in report and "default error handler" in report

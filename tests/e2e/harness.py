@@ -192,6 +192,8 @@ class RedisServer:
     def __init__(self, directory: Path, port: int | None = None, binary: str | None = None) -> None:
         self.directory = directory.resolve()
         self.port = port or free_port()
+        if self.port == 6379:
+            raise ValueError("RedisServer kills and restarts its server: never on 6379, the machine's own Redis")
         found = binary or shutil.which("redis-server") or "/usr/bin/redis-server"
         if not Path(found).exists():
             raise RuntimeError("redis-server is not installed; on Debian: apt-get install -y redis-server")
