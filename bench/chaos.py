@@ -18,6 +18,7 @@ reliability issue's "done when". Run ``--runs N`` for N runs with seeds seed, se
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import signal
 import sys
@@ -90,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chaos: {exc}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _interrupt)
+    # The simulators run in this process: a request cut short because the run stopped the gateway is not news.
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     results: list[ChaosResult] = []
     for run in range(args.runs):
         seeded = config.with_seed(config.seed + run)

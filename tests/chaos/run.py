@@ -49,6 +49,7 @@ class ChaosResult:
     faults: list[str]
     overrides: dict[str, str]
     diagnosis: list[str]
+    workdir: Path
     log_dir: Path
     redeliveries: dict[str, int]
     webchat_resends: int
@@ -93,9 +94,7 @@ class ChaosResult:
         lines += self.diagnosis
         if self.leftovers:
             lines.append("PROCESSES LEFT RUNNING: " + ", ".join(self.leftovers))
-        lines.append(
-            f"logs: {self.log_dir}; what was sent and received: {self.log_dir.parent.parent / 'observations.json'}"
-        )
+        lines.append(f"logs: {self.log_dir}; what was sent and received: {self.workdir / 'observations.json'}")
         return "\n".join(lines)
 
 
@@ -202,6 +201,7 @@ class _Run:
             faults=log.lines(),
             overrides={k: v for k, v in cluster.env.items() if k.startswith("PATCHBAY_") or k == "REDIS_URL"},
             diagnosis=diagnose(cluster.log_dir, lost, [m for m in messages if m.ref in result.duplicated]),
+            workdir=self.workdir,
             log_dir=cluster.log_dir,
             redeliveries={
                 "telegram": sum(m.redelivered for m in messages if m.platform == "telegram"),
