@@ -11,8 +11,9 @@ moments (some aimed right after Redis hands out a message), each replaced at onc
 with SIGTERM and with SIGKILL on the same port and data; Telegram updates served again and Slack
 events retried. Then it waits (bounded) for the stragglers and reports sent / answered / lost /
 duplicated / out of order, latency percentiles and the fault log. Exit status 1 on any loss,
-duplicate, misorder or stray reply, or a process left running. The defaults are the scenario of the
-reliability issue's "done when". Run ``--runs N`` for N runs with seeds seed, seed+1, ...
+duplicate, misorder or stray reply, or a process left running (and, with ``--max-p95``, a p95 over
+it). The defaults are the scenario of the reliability issue's "done when", which also asks for
+``--max-p95 30``. Run ``--runs N`` for N runs with seeds seed, seed+1, ...
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def parse(argv: list[str] | None = None) -> tuple[ChaosConfig, argparse.Namespac
     p.add_argument("--llm-latency-ms", type=float, default=d.llm_latency_ms)
     p.add_argument("--settle", type=float, default=d.settle_s, help="bound on waiting for stragglers (s)")
     p.add_argument("--quiet", type=float, default=None, help="watch for late duplicates (s; default VT + 5)")
+    p.add_argument("--max-p95", type=float, default=None, help="also fail when p95 latency exceeds this (s)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--runs", type=int, default=1, help="runs in a row, seeds seed, seed+1, ...")
     p.add_argument("--workdir", type=Path, default=None, help="keep logs and Redis data here (default: a temp dir)")
@@ -107,11 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--- interrupted; every process of the run was stopped (logs in {workdir})", flush=True)
             return 130
         print(result.report(), flush=True)
-        print(
-            f"--- run {run + 1} took {time.monotonic() - started:.0f}s: {'PASS' if result.ok else 'FAIL'}", flush=True
-        )
+        passed = result.ok and _p95_within(result, args.max_p95)
+        print(f"--- run {run + 1} took {time.monotonic() - started:.0f}s: {'PASS' if passed else 'FAIL'}", flush=True)
         results.append(result)
-        if result.ok and not args.keep and args.workdir is None:
+        if passed and not args.keep and args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
     if len(results) > 1:
         print("\nrun  seed  sent  answered  lost  duplicated  out_of_order  stray  p50_s  p95_s  max_s")
@@ -122,7 +123,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"{s['duplicated']:10}  {s['out_of_order']:12}  {s['stray_replies']:5}  "
                 f"{s['p50_s']!s:>5}  {s['p95_s']!s:>5}  {s['max_s']!s:>5}"
             )
-    return 0 if all(r.ok for r in results) else 1
+    return 0 if all(r.ok and _p95_within(r, args.max_p95) for r in results) else 1
+
+
+def _p95_within(result: ChaosResult, limit: float | None) -> bool:
+    p95 = result.score.latency(0.95)
+    if limit is None or p95 is None or p95 <= limit:
+        return True
+    print(f"p95 latency {p95:.1f}s is over --max-p95 {limit:.1f}s", flush=True)
+    return False
 
 
 if __name__ == "__main__":

@@ -42,6 +42,9 @@ __all__ = ["ChaosResult", "run_chaos"]
 APOLOGY = "Sorry, something went wrong on my side while answering. Please try again."
 
 
+SLACK_RETRY_DELAYS_S = (1.0, 5.0, 20.0)
+
+
 @dataclass(slots=True)
 class ChaosResult:
     config: ChaosConfig
@@ -151,6 +154,9 @@ class _Run:
             cleanup.callback(llm.stop)
             platforms = Platforms()
             cleanup.callback(platforms.close)
+            # Slack retries a failed delivery about at once, after 1 minute and after 5 minutes; compressed here
+            # so that a message refused during a short outage still gets its retries within the run.
+            platforms.slack.retry_delays_s = SLACK_RETRY_DELAYS_S
             cluster = Cluster(server.url, self.workdir / "cluster")
             platforms.start(slack_events_url=cluster.url + "/slack/events")
             cluster.env.update(

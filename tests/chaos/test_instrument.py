@@ -11,11 +11,13 @@ import itertools
 from pathlib import Path
 
 import pytest
+from fastapi import APIRouter, Response
 
+from adapters.sim.slack import SlackSimulator
 from adapters.sim.telegram import TelegramSimulator
 from adapters.telegram import TelegramSettings
 from adapters.telegram.adapter import TelegramAdapter
-from tests.adapters.helpers import RecordingAdmit, eventually
+from tests.adapters.helpers import RecordingAdmit, eventually, serve_routers
 from tests.chaos.diagnose import diagnose
 from tests.chaos.plan import ChaosConfig, FaultKind, Platform, make_plan
 from tests.chaos.score import ReplySeen, SentMessage, percentile, score
@@ -176,3 +178,19 @@ def test_the_logs_say_where_each_lost_message_was_lost(tmp_path: Path) -> None:
     assert "1  queued; a copy was skipped as busy; no reply ever" in report
     assert "1  never queued by the gateway" in report
     assert "Celery: unrecoverable error" in report and "default error handler" in report
+
+
+async def test_the_slack_simulator_waits_its_retry_delay_after_a_refused_delivery() -> None:
+    statuses = iter([503, 200])
+    router = APIRouter()
+
+    @router.post("/slack/events")
+    async def events() -> Response:
+        return Response(status_code=next(statuses))
+
+    async with serve_routers(router) as base, SlackSimulator(events_url=f"{base}/slack/events") as sim:
+        sim.retry_delays_s = (0.3,)
+        await sim.user_message("D1", "hello", channel_type="im")
+    first, retry = sim.deliveries
+    assert (first["status"], retry["status"], retry["retry_num"]) == (503, 200, 1)
+    assert retry["at"] - first["at"] >= 0.3
