@@ -39,6 +39,20 @@ def _text(message: PlannedMessage) -> str:
     return f"{message.tag} hello, please answer"
 
 
+def _record(
+    message: PlannedMessage, platform: str, at: float, log_key: str, accepted_at: float | None = None
+) -> SentMessage:
+    return SentMessage(
+        message.conversation.name,
+        message.index,
+        platform,
+        message.tag,
+        sent_at=at,
+        accepted_at=accepted_at,
+        log_key=log_key,
+    )
+
+
 @dataclass(slots=True)
 class Observations:
     """What was sent and what came back, shared by the drivers' threads."""
@@ -75,15 +89,8 @@ class TelegramUsers:
         sent = await self.platforms.telegram.user_message(
             chat, _text(message), user_id=chat, user_name=f"user{message.conversation.number}"
         )
-        record = SentMessage(
-            message.conversation.name,
-            message.index,
-            "telegram",
-            message.tag,
-            sent_at=at,
-            accepted_at=at,  # the update is in the simulator's queue, in order
-            log_key=f":{chat}:{sent['message_id']}",
-        )
+        # accepted at once: the update is in the simulator's queue, in order
+        record = _record(message, "telegram", at, f":{chat}:{sent['message_id']}", accepted_at=at)
         self._route[(str(chat), str(sent["message_id"]))] = record.ref
         self._sent.append((record, chat, int(sent["message_id"])))
         self.observations.add_sent(record)
@@ -129,14 +136,7 @@ class SlackUsers:
             channel_type="im",
             deliveries=2 if message.redelivered else None,
         )
-        record = SentMessage(
-            message.conversation.name,
-            message.index,
-            "slack",
-            message.tag,
-            sent_at=at,
-            log_key=f":{channel}:{event['ts']}",
-        )
+        record = _record(message, "slack", at, f":{channel}:{event['ts']}")
         self._route[(channel, str(event["ts"]))] = record.ref
         self._records[str(event["ts"])] = record
         self.observations.add_sent(record)
@@ -208,14 +208,7 @@ class WebchatClient:
 
     def send(self, message: PlannedMessage) -> None:
         message_id = message.tag
-        record = SentMessage(
-            message.conversation.name,
-            message.index,
-            "webchat",
-            message.tag,
-            sent_at=time.time(),
-            log_key=f":{self.conversation_id}:{message_id}",
-        )
+        record = _record(message, "webchat", time.time(), f":{self.conversation_id}:{message_id}")
         self.keys[self.reply_key(message_id)] = record.ref
         self.observations.add_sent(record)
         body = {"user_id": self.user_id, "text": _text(message), "message_id": message_id}
