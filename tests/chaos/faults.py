@@ -126,6 +126,7 @@ class FaultInjector:
         self._reported: set[int] = set()
         self._reap: list[subprocess.Popen[bytes]] = []
         self.redis_back_at: float | None = None  # monotonic deadline of a pending Redis start
+        self._redis_stopped_at = 0.0
 
     # ------------------------------------------------------------------ workers
 
@@ -176,6 +177,8 @@ class FaultInjector:
 
     def _consumers(self) -> dict[int, list[int]]:
         """Live worker pid -> ids of its Redis clients blocked in a queue read ({} when Redis cannot tell)."""
+        if self.redis_back_at is not None:
+            return {}  # Redis is down (we stopped it): nobody is waiting on it
         try:
             blocked = consumer_clients(self.server)
         except Exception:
@@ -212,7 +215,8 @@ class FaultInjector:
         name = signal.Signals(signum).name
         code = self.server.send_signal(signum)
         self.log.add("redis_stop", f"{name} redis-server on port {self.server.port} (exit code {code})")
-        self.redis_back_at = time.monotonic() + self.down_s
+        self._redis_stopped_at = time.monotonic()
+        self.redis_back_at = self._redis_stopped_at + self.down_s
 
     def redis_due(self) -> bool:
         return self.redis_back_at is not None and time.monotonic() >= self.redis_back_at
@@ -226,7 +230,10 @@ class FaultInjector:
             self.redis_back_at = time.monotonic() + 1.0
             return
         self.redis_back_at = None
-        self.log.add("redis_start", f"same port, same data; answering after {time.monotonic() - started:.2f}s")
+        down = time.monotonic() - self._redis_stopped_at
+        self.log.add(
+            "redis_start", f"same port, same data; answering after {time.monotonic() - started:.2f}s, down {down:.2f}s"
+        )
 
     # ------------------------------------------------------------------ supervision
 

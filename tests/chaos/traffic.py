@@ -22,6 +22,8 @@ from typing import Any
 
 import httpx
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from adapters.webchat.outbound import REPLY_CHANNEL
 from tests.chaos.plan import PlannedMessage
@@ -271,7 +273,10 @@ class WebchatTap:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            client = redis.Redis.from_url(self.redis_url, socket_timeout=5, socket_connect_timeout=2)
+            # No retries of its own: this loop reconnects, and a backoff would widen the window it is blind.
+            client = redis.Redis.from_url(
+                self.redis_url, socket_timeout=5, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0)
+            )
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(REPLY_CHANNEL)

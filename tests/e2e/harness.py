@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from gateway.embedded_redis import die_with_parent
 
@@ -205,7 +207,15 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def client(self, timeout_s: float = 2.0) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        """A client that fails at once when the server is down (redis-py would otherwise retry with backoff
+        for seconds, and a fault test must not stall on its own probes)."""
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 0),
+        )
 
     def start(self, timeout_s: float = 20.0) -> RedisServer:
         if self.process is not None and self.process.poll() is None:
