@@ -5,9 +5,10 @@ the platform received back into ``ReplySeen`` observations for ``score``. Telegr
 the simulators' event loop (``Platforms``); the web chat runs in threads of its own because a web
 chat request blocks until the reply.
 
-The web chat's notion of a user (today a ``user_id`` in the request body, the conversation
-``dm-<user_id>``) lives in ``WebchatClient`` alone, so that a change of identity scheme (sessions, API
-keys) is a change to that one class.
+The web chat's notion of a user lives in ``WebchatClient`` alone: it talks to the gateway as a site
+does, server to server with a web chat API key (``Authorization: Bearer``, ``PATCHBAY_WEBCHAT_API_KEYS``)
+naming the ``user_id`` it acts for, whose conversation is ``dm-<user_id>``. A change of identity
+scheme is a change to that one class.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from redis.retry import Retry
 from adapters.webchat.outbound import REPLY_CHANNEL
 from tests.chaos.plan import PlannedMessage
 from tests.chaos.score import ReplySeen, SentMessage
+from tests.e2e.harness import WEBCHAT_API_KEY
 from tests.e2e.platform_helpers import Platforms
 
 __all__ = ["Observations", "SlackUsers", "TelegramUsers", "WebchatClient", "WebchatTap"]
@@ -189,7 +191,9 @@ class WebchatClient:
         self.stop = stop
         self.deadline = deadline  # monotonic time after which the client gives up
         self.pollers: list[threading.Thread] = []
-        self.http = httpx.Client(timeout=httpx.Timeout(90.0, connect=5.0))
+        self.http = httpx.Client(
+            timeout=httpx.Timeout(90.0, connect=5.0), headers={"Authorization": f"Bearer {WEBCHAT_API_KEY}"}
+        )
 
     def reply_key(self, message_id: str) -> str:
         return f"webchat:webchat:{self.conversation_id}:{message_id}"
@@ -203,6 +207,9 @@ class WebchatClient:
                 if self.stop.is_set():
                     return
                 self.send(message)
+            for poller in self.pollers:  # the last answers may still be coming in
+                while poller.is_alive() and not self.stop.is_set():
+                    poller.join(timeout=0.2)
         finally:
             for poller in self.pollers:
                 poller.join(timeout=5)
@@ -241,7 +248,7 @@ class WebchatClient:
         url = f"{self.base_url}/api/chat/{self.conversation_id}/{message_id}"
         while not self.stop.is_set() and time.monotonic() < self.deadline():
             try:
-                response = httpx.get(url, timeout=10)
+                response = self.http.get(url, timeout=10)
                 if response.status_code == 200:
                     self._answered(record, response.json())
                     return
