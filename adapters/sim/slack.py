@@ -7,7 +7,9 @@ integer ``Retry-After`` header and ``{"ok": false, "error": "ratelimited"}``.
 
 Events: with ``events_url`` and ``signing_secret`` set, each user message is POSTed as an
 ``event_callback`` signed like Slack (``v0=HMAC_SHA256(secret, "v0:{ts}:{body}")``); without a 2xx
-within 3 s it is resent with ``X-Slack-Retry-Num``/``X-Slack-Retry-Reason``, at most 3 times.
+within 3 s it is resent with ``X-Slack-Retry-Num``/``X-Slack-Retry-Reason``, at most 3 times, each retry
+``retry_delays_s[n]`` seconds after the failed attempt (none by default; Slack's own schedule is about
+immediately, after 1 minute and after 5 minutes, which a test may compress).
 
 ``POST /_sim/user_message`` body: ``{"channel": "C1", "user": "U1", "text": "hi", "channel_type": "channel"|"im",
 "thread_ts": null, "mention": false, "voice": false, "deliveries": null}``.
@@ -75,7 +77,9 @@ class SlackSimulator(SimServer):
         self.team_id = team_id
         self.bot_user_id = bot_user_id
         self.bot_id = "B0BOT"
-        self.deliveries: list[dict[str, Any]] = []  # every Events API POST: event_id, retry_num, status
+        # Every Events API POST: event_id, event_ts (the message's ts), retry_num, status, at (answered at).
+        self.deliveries: list[dict[str, Any]] = []
+        self.retry_delays_s: tuple[float, ...] = ()  # wait before retry n (missing: at once)
         self._uploads: dict[str, dict[str, Any]] = {}
         self._ts = 0
         self.message_authors: dict[str, str] = {}  # ts -> user id, the default ``item_user`` of a reaction
@@ -248,6 +252,8 @@ class SlackSimulator(SimServer):
         attempts = forced if forced is not None else 1 + MAX_RETRIES
         reason = "http_timeout"
         for retry_num in range(attempts):
+            if retry_num and forced is None and retry_num <= len(self.retry_delays_s):
+                await asyncio.sleep(self.retry_delays_s[retry_num - 1])
             timestamp = str(int(time.time()))
             headers = {
                 "Content-Type": "application/json",
@@ -258,7 +264,15 @@ class SlackSimulator(SimServer):
                 headers["X-Slack-Retry-Num"] = str(retry_num)
                 headers["X-Slack-Retry-Reason"] = reason
             status = await self._post(raw, headers)
-            self.deliveries.append({"event_id": body["event_id"], "retry_num": retry_num, "status": status})
+            self.deliveries.append(
+                {
+                    "event_id": body["event_id"],
+                    "event_ts": body["event"].get("ts"),
+                    "retry_num": retry_num,
+                    "status": status,
+                    "at": time.time(),  # when the answer came back
+                }
+            )
             if forced is None and 200 <= status < 300:
                 return
             reason = "http_timeout" if status == 0 else "http_error"

@@ -7,6 +7,11 @@ Point the library at it with ``base_url=f"{sim.base_url}/bot"`` and ``base_file_
 
 ``POST /_sim/user_message`` body: ``{"chat_id": 42, "user_id": 7, "text": "hi", "chat_type": "private"|"group",
 "thread_id": null, "reply_to": null, "mention": false, "voice": false}``.
+
+``POST /_sim/redeliver`` body: ``{"chat_id": 42, "message_id": 1001}`` (or ``{"update_id": 7}``): the update that
+carried that message is delivered again, unchanged (same ``update_id``), as Telegram does when it never saw the
+bot confirm it: webhook mode POSTs it again; polling serves it again in the next ``getUpdates``, whatever the
+bot's offset, until a later ``getUpdates`` confirms it.
 """
 
 from __future__ import annotations
@@ -52,6 +57,10 @@ class TelegramSimulator(SimServer):
         self.webhook_secret: str | None = None
         self.webhook_deliveries: list[int] = []  # HTTP status of each webhook POST
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
+        self.pushed: dict[int, dict[str, Any]] = {}  # every update ever pushed, by update_id (for redelivery)
+        self._update_of_message: dict[tuple[int, int], int] = {}
+        self._again: list[tuple[dict[str, Any], bool]] = []  # polling redeliveries: (update, served yet)
+        self.redeliveries: list[int] = []  # update_id of each redelivery, in order
         self.files: dict[str, bytes] = {}
         self._update_ids = iter(range(1, 10**9))
         self._new_update = asyncio.Condition()
@@ -60,6 +69,7 @@ class TelegramSimulator(SimServer):
         self._closing = False
         self.app.router.add_route("*", "/bot{token}/{method}", self._api)
         self.app.router.add_get("/file/bot{token}/{path:.*}", self._file)
+        self.app.router.add_post("/_sim/redeliver", self._post_redeliver)
 
     @property
     def base_url(self) -> str:
@@ -145,6 +155,34 @@ class TelegramSimulator(SimServer):
 
     async def push_update(self, update: dict[str, Any]) -> None:
         update = {"update_id": next(self._update_ids), **update}
+        self.pushed[update["update_id"]] = update
+        if "message" in update:
+            message = update["message"]
+            self._update_of_message[(int(message["chat"]["id"]), int(message["message_id"]))] = update["update_id"]
+        await self._offer(update)
+
+    async def redeliver(
+        self, *, chat_id: int | None = None, message_id: int | None = None, update_id: int | None = None
+    ) -> dict[str, Any]:
+        """Deliver an update again, unchanged: by its ``update_id``, or by the message it carried."""
+        if update_id is None:
+            if chat_id is None or message_id is None:
+                raise ValueError("redeliver needs update_id, or chat_id and message_id")
+            update_id = self._update_of_message.get((chat_id, message_id))
+        if update_id is None or update_id not in self.pushed:
+            raise KeyError(f"no update to redeliver (chat_id={chat_id} message_id={message_id} update_id={update_id})")
+        update = self.pushed[update_id]
+        self.redeliveries.append(update_id)
+        if self.webhook_url:
+            await self._offer(update)
+            return update
+        # Polling: served ahead of the offset the bot asks for, like an update whose confirmation Telegram lost.
+        self._again.append((update, False))
+        async with self._new_update:
+            self._new_update.notify_all()
+        return update
+
+    async def _offer(self, update: dict[str, Any]) -> None:
         if self.webhook_url:
             task = asyncio.create_task(self._deliver(update))
             self._delivery_tasks.add(task)
@@ -167,6 +205,18 @@ class TelegramSimulator(SimServer):
         except aiohttp.ClientError as exc:
             log.warning("webhook delivery to %s failed: %s", self.webhook_url, exc)
             self.webhook_deliveries.append(0)
+
+    async def _post_redeliver(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            update = await self.redeliver(
+                chat_id=None if body.get("chat_id") is None else int(body["chat_id"]),
+                message_id=None if body.get("message_id") is None else int(body["message_id"]),
+                update_id=None if body.get("update_id") is None else int(body["update_id"]),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            return web.json_response({"ok": False, "error": f"bad redelivery: {exc}"}, status=400)
+        return web.json_response({"ok": True, "result": update})
 
     # ------------------------------------------------------------------ the Bot API
 
@@ -218,15 +268,19 @@ class TelegramSimulator(SimServer):
         limit = int(params.get("limit") or 100)
         # Asking for an offset confirms every earlier update: Telegram forgets them.
         self.updates = [u for u in self.updates if u["update_id"] >= offset]
-        if not self.updates and timeout > 0:
+        self._again = [(u, served) for u, served in self._again if not (served and u["update_id"] < offset)]
+        if not self.updates and not self._again and timeout > 0:
             async with self._new_update:
                 try:
                     await asyncio.wait_for(
-                        self._new_update.wait_for(lambda: bool(self.updates) or self._closing), timeout
+                        self._new_update.wait_for(lambda: bool(self.updates or self._again) or self._closing), timeout
                     )
                 except TimeoutError:
                     pass
-        return self.updates[:limit]
+        again = [u for u, _ in self._again]
+        self._again = [(u, True) for u, _ in self._again]
+        # Redeliveries first, so the offset the bot takes from the last update of the batch still moves forward.
+        return (again + self.updates)[:limit]
 
     async def _m_getFile(self, params: dict[str, Any], files: dict[str, _Upload]) -> Any:
         file_id = str(params["file_id"])

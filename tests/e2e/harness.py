@@ -1,8 +1,11 @@
-"""Real processes for end-to-end tests: a gateway and Celery workers started as `patchbay` subprocesses."""
+"""Real processes for end-to-end tests: a gateway and Celery workers started as `patchbay` subprocesses,
+and (for the fault tests) a real ``redis-server`` on a private port that can be killed and restarted."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,8 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-__all__ = ["ADMIN_TOKEN", "WEBCHAT_API_KEY", "Cluster", "free_port", "wait_until"]
+from gateway.embedded_redis import die_with_parent
+
+__all__ = ["ADMIN_TOKEN", "WEBCHAT_API_KEY", "Cluster", "RedisServer", "free_port", "wait_until"]
 
 ADMIN_TOKEN = "test-admin-token"
 # Tests act for named web chat users as a site would: server to server, with a web chat API key.
@@ -80,9 +88,11 @@ class Cluster:
             start_new_session=True,
         )
 
-    def start_worker(self, concurrency: int = 20) -> subprocess.Popen[bytes]:
+    def start_worker(self, concurrency: int | None = 20) -> subprocess.Popen[bytes]:
+        """Start one more worker; ``concurrency=None`` leaves it at the shipped default (PATCHBAY_WORKER_CONCURRENCY)."""
         index = len(self.workers)
-        worker = self._spawn(f"worker{index}", "worker", "--concurrency", str(concurrency), "--name", f"w{index}")
+        threads = () if concurrency is None else ("--concurrency", str(concurrency))
+        worker = self._spawn(f"worker{index}", "worker", *threads, "--name", f"w{index}")
         self.workers.append(worker)
         return worker
 
@@ -117,16 +127,21 @@ class Cluster:
 
         wait_until(ready, timeout_s=timeout_s, interval_s=0.3, what=f"{count} worker(s) to report")
 
-    def start(self, workers: int = 1, concurrency: int = 20) -> Cluster:
+    def start(self, workers: int = 1, concurrency: int | None = 20) -> Cluster:
         for _ in range(workers):
             self.start_worker(concurrency)
         self.start_gateway()
         self.wait_workers(workers)
         return self
 
-    def kill_worker(self, worker: subprocess.Popen[bytes]) -> None:
+    def kill_worker(self, worker: subprocess.Popen[bytes], *, wait: bool = True) -> None:
+        """SIGKILL ``worker``; ``wait=False`` returns at once (a fault test times what follows the signal)."""
         os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
+        if wait:
+            worker.wait()
+
+    def live_workers(self) -> list[subprocess.Popen[bytes]]:
+        return [worker for worker in self.workers if worker.poll() is None]
 
     def logs(self, name: str) -> str:
         path = self.log_dir / f"{name}.log"
@@ -145,19 +160,133 @@ class Cluster:
         """A client like a browser: no key, it keeps the session cookie the gateway issues."""
         return httpx.Client(base_url=self.url, timeout=120, headers=headers)
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 20.0) -> None:
+        """SIGTERM everything still running, then SIGKILL what is left after ``grace_s`` (one deadline for all)."""
         processes = [p for p in [self.gateway, *self.workers] if p is not None and p.poll() is None]
         for process in processes:
-            os.killpg(process.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
         for process in processes:
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
     def __enter__(self) -> Cluster:
         return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class RedisServer:
+    """Debian's ``redis-server`` on 127.0.0.1:<private port>, data in ``directory``: what an operator runs.
+
+    Append-only file with ``fsync always`` (nothing acknowledged is lost by a crash) and ``noeviction``
+    (a full Redis refuses writes rather than dropping queued messages). ``restart`` stops it with a
+    signal (SIGTERM: a clean shutdown; SIGKILL: a crash) and starts it again on the same port with the
+    same data, so clients see the outage and the recovery an operator's restart would give them.
+    """
+
+    def __init__(self, directory: Path, port: int | None = None, binary: str | None = None) -> None:
+        self.directory = directory.resolve()
+        self.port = port or free_port()
+        if self.port == 6379:
+            raise ValueError("RedisServer kills and restarts its server: never on 6379, the machine's own Redis")
+        found = binary or shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not Path(found).exists():
+            raise RuntimeError("redis-server is not installed; on Debian: apt-get install -y redis-server")
+        self.binary = found
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self, timeout_s: float = 2.0) -> redis.Redis:
+        """A client that fails at once when the server is down (redis-py would otherwise retry with backoff
+        for seconds, and a fault test must not stall on its own probes)."""
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 0),
+        )
+
+    def start(self, timeout_s: float = 20.0) -> RedisServer:
+        if self.process is not None and self.process.poll() is None:
+            raise RuntimeError(f"redis-server already running on port {self.port}")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        args = [
+            self.binary,
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--dir", str(self.directory),
+            "--appendonly", "yes",
+            "--appendfsync", "always",
+            "--save", "",
+            "--maxmemory-policy", "noeviction",
+            "--daemonize", "no",
+            "--logfile", str(self.directory / "redis.log"),
+        ]  # fmt: skip
+        # Its own session keeps a Ctrl-C away from it (the caller stops it last); die_with_parent ends it
+        # if the caller is killed outright. Start it from the thread that lives longest: the main one.
+        self.process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+        deadline = time.monotonic() + timeout_s
+        while not self.alive():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited at start-up; see {self.directory / 'redis.log'}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server did not answer within {timeout_s}s")
+            time.sleep(0.02)
+        return self
+
+    def alive(self) -> bool:
+        client = self.client(timeout_s=0.5)
+        try:
+            return bool(client.ping())
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError):
+            return False  # ResponseError: still loading the append-only file
+        finally:
+            client.close()
+
+    def send_signal(self, signum: int, timeout_s: float = 30.0) -> int | None:
+        """Send ``signum`` and wait for the exit; returns the exit code (None if it was not running)."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return None if process is None else process.returncode
+        process.send_signal(signum)
+        try:
+            return process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+
+    def restart(self, signum: int = signal.SIGTERM, down_s: float = 0.0) -> None:
+        """Stop with ``signum``, stay down ``down_s`` seconds, start again on the same port with the same data."""
+        self.send_signal(signum)
+        if down_s > 0:
+            time.sleep(down_s)
+        self.start()
+
+    def stop(self) -> None:
+        self.send_signal(signal.SIGTERM)
+        self.process = None
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
