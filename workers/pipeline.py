@@ -215,8 +215,9 @@ class WorkerContext:
             await self._emit_reply(message.envelope, reply, report)
             return Outcome.UNDELIVERABLE
         report.ts_egress = time.time()
-        self._log_replied(message, reply, report, waited_s)  # before finish: "drained" then implies "logged"
+        # Finish first, nothing in between: until it is written, a worker dying here means a second reply.
         await self._finish(message, "replied")
+        self._log_replied(message, reply, report, waited_s)
         await self._emit_reply(message.envelope, reply, report)
         return Outcome.REPLIED
 

@@ -1,6 +1,9 @@
 """Gateway side of the web chat: wait for the reply to one message without a Redis connection per request.
 
-One pub/sub subscription per gateway process feeds a dict of futures keyed by message key.
+One pub/sub subscription per gateway process feeds a dict of futures keyed by message key. A reply is
+stored before it is announced, so a sweep also reads the stored replies of requests still waiting
+after a moment: a publish missed while the subscription reconnected (redis-py re-subscribes after a
+Redis restart without telling us) costs a second, not the request.
 """
 
 from __future__ import annotations
@@ -19,23 +22,29 @@ __all__ = ["ReplyWaiter"]
 
 log = logging.getLogger(__name__)
 
+SWEEP_INTERVAL_S = 1.0
+
 
 class ReplyWaiter:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._waiting: dict[str, asyncio.Future[Reply]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen(), name="webchat-replies")
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="webchat-replies"),
+            asyncio.create_task(self._sweep(), name="webchat-replies-sweep"),
+        ]
         await asyncio.wait_for(self._subscribed.wait(), timeout=10)
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
     def expect(self, message_key: str) -> asyncio.Future[Reply]:
         """Register interest *before* enqueuing, so a fast reply cannot be missed."""
@@ -85,11 +94,31 @@ class ReplyWaiter:
 
     async def _collect_missed(self) -> None:
         """Replies announced while we were not subscribed (a Redis restart) are still stored: pick them up."""
-        for message_key, future in list(self._waiting.items()):
-            if not future.done():
-                stored = await self.fetch(message_key)
-                if stored is not None and not future.done():
-                    future.set_result(stored)
+        await self._collect_missed_of(set(self._waiting))
+
+    async def _sweep(self) -> None:
+        seen: set[str] = set()
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            # Only requests that were already waiting at the last sweep: the fresh ones get their publish.
+            waiting = set(self._waiting)
+            seen &= waiting
+            try:
+                if seen:
+                    await self._collect_missed_of(seen)
+            except Exception as exc:  # Redis away: the next sweep tries again
+                log.debug("web chat reply sweep failed: %r", exc)
+            seen = waiting
+
+    async def _collect_missed_of(self, keys: set[str]) -> None:
+        pending = [key for key in keys if key in self._waiting and not self._waiting[key].done()]
+        if not pending:
+            return
+        for key, raw in zip(pending, await self.redis.mget([reply_key(key) for key in pending]), strict=True):
+            future = self._waiting.get(key)
+            if raw and future is not None and not future.done():
+                log.info("web chat reply found by the sweep key=%s (its announcement was missed)", key)
+                future.set_result(parse_reply(json.loads(raw)))
 
     def _deliver(self, data: object) -> None:
         try:

@@ -144,14 +144,20 @@ def test_messages_of_a_conversation_are_handled_in_order(
     )
     queued_ids = [message_id for _, message_id in queued]
     assert set(queued_ids) == {r.json()["message_id"] for r in responses}
+
     # Each message is handled only once its predecessor is done, so the workers' "replied" lines (two
     # processes, one clock) must come in sequence order.
-    replied = sorted(
-        (line[:23], line.split("replied key=", 1)[1].split()[0].rsplit(":", 1)[1])
-        for name in ("worker0", "worker1")
-        for line in cluster.logs(name).splitlines()
-        if " replied key=webchat:webchat:dm-erin:" in line
-    )
+    def replied_lines() -> list[tuple[str, str]]:
+        return sorted(
+            (line[:23], line.split("replied key=", 1)[1].split()[0].rsplit(":", 1)[1])
+            for name in ("worker0", "worker1")
+            for line in cluster.logs(name).splitlines()
+            if " replied key=webchat:webchat:dm-erin:" in line
+        )
+
+    # A worker logs "replied" just after it finishes the message: the last line may trail the drain.
+    wait_until(lambda: len(replied_lines()) >= len(texts), timeout_s=10, what="every reply to be logged")
+    replied = replied_lines()
     assert [message_id for _, message_id in replied] == queued_ids
     # The tap reads the channel in its own thread, which may lag a loaded machine by a moment.
     wait_until(lambda: sum(reply_tap.values()) >= len(texts), timeout_s=10, what="the tap to see every reply")

@@ -24,9 +24,8 @@ from adapters.sim.llm import SimulatorProcess
 from gateway.shared import keys
 from gateway.shared.queue import QUEUE, TASK_NAME, producer
 from gateway.shared.settings import Settings
-from tests.e2e.harness import Cluster, wait_until
+from tests.e2e.harness import Cluster, RedisServer, wait_until
 from tests.e2e.platform_helpers import Platforms
-from tests.reliability.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +36,7 @@ def server(tmp_path: Path) -> Iterator[RedisServer]:
     try:
         yield redis_server
     finally:
-        redis_server.stop(signal.SIGKILL)
+        redis_server.send_signal(signal.SIGKILL)
 
 
 @pytest.fixture
@@ -155,7 +154,7 @@ def test_workers_survive_redis_restarts_and_lose_nothing(
 
 def test_webchat_gets_a_retry_status_while_redis_is_down(cluster: Cluster, server: RedisServer) -> None:
     cluster.start(workers=1)
-    server.stop(signal.SIGTERM)
+    server.send_signal(signal.SIGTERM)
     response = _chat(cluster, "cy", "anyone?", "down-1")
     assert response.status_code == 503, response.text
     assert response.headers.get("retry-after") == "2"
@@ -176,7 +175,7 @@ def test_polled_telegram_updates_wait_in_the_spool_while_redis_is_down(cluster: 
         cluster.env.update(env)
         cluster.start(workers=1)
         wait_until(lambda: _telegram_connected(cluster), what="telegram to connect")
-        server.stop(signal.SIGTERM)
+        server.send_signal(signal.SIGTERM)
         chat = 4242
         for n in range(5):
             platforms.call(platforms.telegram.user_message(chat, f"in order {n}", user_id=chat))
