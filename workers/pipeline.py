@@ -1,7 +1,8 @@
 """One message through a worker: claim → wait for its turn → stack → commit → egress → done.
 
 ``WorkerContext`` holds what a worker process builds once (Redis, ledger, stack, egress, reaper) on
-its single event loop; ``process`` is the whole life of one message and the only place that decides
+its single event loop (egress, and the ``finish`` that records a reply sent, run on a loop of their own:
+``workers.egress_loop``); ``process`` is the whole life of one message and the only place that decides
 between "replied", "recorded why not" and "try again later".
 
 The ledger (``gateway.shared.ledger``), not the broker, guarantees the answer: a task carries only
@@ -36,7 +37,8 @@ from gateway.shared.redis_urls import redis_client
 from gateway.shared.settings import Settings
 from patches.context import call_context, current_trace
 from patches.layer import OUTSIDE_ROLLOUT
-from workers.egress import DeliveryFailed, Egress
+from workers.egress import DeliveryFailed
+from workers.egress_loop import EgressLoop, FinishAfterSend
 from workers.reaper import Reaper
 from workers.report import MessageReport, message_report
 from workers.stack import Stack, build_stack
@@ -49,6 +51,7 @@ INTERNAL_ERROR_REPLY = "Sorry, something went wrong on my side while answering. 
 EXHAUSTED_REPLY = "Sorry, I could not answer this message: it failed every time I tried. Please rephrase or try later."
 HEARTBEAT_TTL_S = 15
 MAX_DELIVERY_RETRIES = 5
+REDIS_COMMAND_TIMEOUT_S = 10.0
 MAX_INFRASTRUCTURE_RETRIES = 20  # about ten minutes of backoff before answering with an apology
 
 
@@ -78,11 +81,16 @@ class WorkerContext:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.redis: Redis = redis_client(settings.effective_redis_url, max_connections=512)
+        # No command of this client blocks on the server, so none may hang: a reply that never comes (a
+        # connection left half-open by a Redis restart) is a TimeoutError the infrastructure retries handle,
+        # not a message held, its lease renewed, for ever.
+        self.redis: Redis = redis_client(
+            settings.effective_redis_url, max_connections=512, socket_timeout=REDIS_COMMAND_TIMEOUT_S
+        )
         self.ledger = Ledger(
             self.redis, lease_s=settings.claim_lease_s, max_attempts=settings.max_attempts, queue=QUEUE
         )
-        self.egress = Egress(self.redis, settings.effective_redis_url)
+        self.egress = EgressLoop(settings)  # sends and records them sent off the busy main loop
         self.reaper = Reaper(self.ledger, interval_s=settings.reaper_interval_s)
         self.stack: Stack | None = None
         self._stack_lock = asyncio.Lock()
@@ -205,7 +213,7 @@ class WorkerContext:
             log.warning("not sending key=%s: %s (another worker answers it)", message.key, commit)
             return Outcome.DUPLICATE
         try:
-            report.reply_ids = await self.egress.deliver(reply)
+            report.reply_ids = await self.egress.deliver(reply, self._finisher(message, "replied"))
         except DeliveryFailed as exc:
             if not exc.permanent and message.begun.retries < MAX_DELIVERY_RETRIES:
                 return await self._retry(message, exc, "delivery", exc.retry_after)
@@ -215,8 +223,6 @@ class WorkerContext:
             await self._emit_reply(message.envelope, reply, report)
             return Outcome.UNDELIVERABLE
         report.ts_egress = time.time()
-        # Finish first, nothing in between: until it is written, a worker dying here means a second reply.
-        await self._finish(message, "replied")
         self._log_replied(message, reply, report, waited_s)
         await self._emit_reply(message.envelope, reply, report)
         return Outcome.REPLIED
@@ -236,15 +242,27 @@ class WorkerContext:
             report.degraded = "abandoned"
             report.error = f"abandoned after {attempts} attempts that never finished"
             commit = await retry_infrastructure(lambda: self.ledger.commit(message.key, message.token), "commit")
+            finished = False
             if commit is Commit.OK:
                 with contextlib.suppress(DeliveryFailed):
-                    report.reply_ids = await self.egress.deliver(reply)
-            await self._finish(message, "abandoned")
+                    report.reply_ids = await self.egress.deliver(reply, self._finisher(message, "abandoned"))
+                    finished = True
+            if not finished:
+                await self._finish(message, "abandoned")
             await self._emit_reply(message.envelope, reply, report)
         return Outcome.ABANDONED
 
+    @staticmethod
+    def _finisher(message: _Message, outcome: str) -> FinishAfterSend:
+        """The ``finish`` the egress loop runs the moment the platform has the reply: nothing in between."""
+
+        async def finish(ledger: Ledger) -> None:
+            await ledger.finish(message.key, message.conversation_key, message.token, outcome)
+
+        return finish
+
     async def _finish(self, message: _Message, outcome: str) -> None:
-        # After egress the reply is out: keep trying for as long as Redis is away, or it would be sent again.
+        # Nothing was sent, or it was sent and recorded already: keep trying for as long as Redis is away.
         await retry_infrastructure(
             lambda: self.ledger.finish(message.key, message.conversation_key, message.token, outcome),
             "finish",
@@ -296,7 +314,7 @@ class WorkerContext:
             task.cancel()
         if self.stack:
             await self.stack.aclose()
-        await self.egress.aclose()
+        await self.egress.stop()
         await self.redis.aclose()
 
 
