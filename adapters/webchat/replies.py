@@ -23,6 +23,7 @@ __all__ = ["ReplyWaiter"]
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S = 1.0
+RECHECK_S = 5.0  # each waiting request reads its stored reply itself this often
 
 
 class ReplyWaiter:
@@ -58,16 +59,34 @@ class ReplyWaiter:
         self._waiting.pop(message_key, None)
 
     async def wait(self, message_key: str, timeout_s: float) -> Reply | None:
+        """The reply, or None after ``timeout_s``; never fails because Redis is away for a moment.
+
+        The announcement resolves the future; the stored reply is also read now (a resend of a handled
+        message) and every ``RECHECK_S``, so a reply is found even if every announcement and sweep of it
+        was missed while Redis restarted (a chaos run once had one request wait out its whole timeout).
+        """
         future = self.expect(message_key)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         try:
-            stored = await self.fetch(message_key)  # already answered (a resend of a handled message)
-            if stored is not None:
-                return stored
-            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
-        except TimeoutError:
-            return None
+            while True:
+                stored = await self._fetch_quietly(message_key)
+                if stored is not None:
+                    return stored
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return None
+                with contextlib.suppress(TimeoutError):
+                    return await asyncio.wait_for(asyncio.shield(future), min(remaining, RECHECK_S))
         finally:
             self.forget(message_key)
+
+    async def _fetch_quietly(self, message_key: str) -> Reply | None:
+        try:
+            return await self.fetch(message_key)
+        except Exception as exc:  # Redis away: the announcement, the sweep or the next recheck finds it
+            log.debug("web chat reply read failed key=%s: %r", message_key, exc)
+            return None
 
     async def fetch(self, message_key: str) -> Reply | None:
         raw = await self.redis.get(reply_key(message_key))
