@@ -161,14 +161,17 @@ async def test_a_web_chat_upload_is_read_under_its_owner_only(
         handler = _handler(simulator, memory, "openai/gpt-4o", sees=True, redis=redis)
         envelope = _envelope("mine", Attachment(file_id="up1", mime_type="image/png"), platform=Platform.WEBCHAT)
         envelope = envelope.model_copy(update={"bot_id": "webchat"})
-        redis_client.set(webchat_upload(envelope.user_key, "up1"), picture(800, 800, "PNG"), ex=60)
-        reply = await handler.handle(envelope)
-        assert "[image 512x512]" in reply.text
+        key = webchat_upload(envelope.user_key, "up1")
+        redis_client.hset(key, mapping={"data": picture(800, 800, "PNG"), "mime_type": "image/png", "bytes": 1})
         other = envelope.model_copy(update={"author_id": "u2", "message_id": "m2"})
         with message_report("k2") as report:
             stolen = await handler.handle(other)
         assert "[image" not in stolen.text and report.images[0]["outcome"] == "upload_missing"
         assert stolen.text.startswith("I couldn't look at your image")
+        assert redis_client.exists(key)  # another user's message did not touch it
+        reply = await handler.handle(envelope)
+        assert "[image 512x512]" in reply.text
+        assert not redis_client.exists(key)  # read once, then deleted
     finally:
         await redis.aclose()
 

@@ -4,7 +4,8 @@ Fetching follows the download rules of ``workers.downloads`` (only the platform'
 the token only to them, size-limited while streaming); here the limit is ``PATCHBAY_VISION_MAX_BYTES``
 (or the download limit, whichever is smaller), and a size the platform declared over it is refused
 before any byte is fetched. A web chat upload is read from Redis under its owner's key
-(``gateway.shared.keys.webchat_upload``), so an upload id alone fetches nothing.
+(``gateway.shared.keys.webchat_upload``), so an upload id alone fetches nothing, and deleted once
+read (or at once when the model cannot see it): it waits in Redis only for its message.
 
 What this module records about an image — its type, sizes, dimensions and outcome — is all that
 leaves the worker (the analytics event); the bytes exist only in this request's prompt.
@@ -75,6 +76,7 @@ class Vision:
         if not attachments:
             return result
         if not self.sees:
+            await self._discard(envelope, attachments)
             for item in attachments:
                 result.records.append(self._record(item, "model_cannot_see"))
             IMAGES.labels("model_cannot_see").inc(len(attachments))
@@ -85,6 +87,7 @@ class Vision:
             return result
         taken, skipped = attachments[: self.settings.max_images], attachments[self.settings.max_images :]
         outcomes = await asyncio.gather(*(self._one(envelope, item) for item in taken))
+        await self._discard(envelope, attachments)
         problems: list[str] = []
         for index, (item, outcome) in enumerate(zip(taken, outcomes, strict=True), start=1):
             if isinstance(outcome, PreparedImage):
@@ -150,13 +153,23 @@ class Vision:
             return await download(item, envelope.platform, settings=self._download)
         if self.redis is None or not item.file_id:
             raise DownloadError("web chat: no upload to read", "failed")
-        data = await self.redis.get(webchat_upload(envelope.user_key, item.file_id))
+        data = await self.redis.hget(webchat_upload(envelope.user_key, item.file_id), "data")
         if data is None:
             raise DownloadError("web chat: the upload expired or is not this user's", "upload_missing")
         blob = data.encode() if isinstance(data, str) else bytes(data)  # a client decoding responses would give str
         if len(blob) > self._download.max_bytes:
             raise DownloadError("web chat: the upload is too large", "too_large")
         return blob
+
+    async def _discard(self, envelope: Envelope, attachments: list[Attachment]) -> None:
+        if envelope.platform != Platform.WEBCHAT or self.redis is None:
+            return
+        keys = [webchat_upload(envelope.user_key, item.file_id) for item in attachments if item.file_id]
+        if keys:
+            try:
+                await self.redis.delete(*keys)
+            except Exception as exc:  # the TTL removes it anyway; the answer must not wait on this
+                log.warning("could not delete web chat uploads key=%s error=%r", envelope.dedupe_key, exc)
 
     @staticmethod
     def _record(item: Attachment, outcome: str, **details: Any) -> dict[str, Any]:
