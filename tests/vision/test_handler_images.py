@@ -184,3 +184,20 @@ def test_an_image_counts_a_fixed_number_of_tokens_however_large_its_data_url() -
         counted == count_message_tokens("openai/gpt-4o", text_only([{"role": "user", "content": parts}])) + IMAGE_TOKENS
     )
     assert counted < IMAGE_TOKENS + 50
+
+
+async def test_forgetting_a_user_deletes_their_waiting_uploads_and_nobody_elses(
+    redis_url: str, redis_client: Any
+) -> None:
+    from workers.forget import _forget_webchat_uploads
+
+    mine = [webchat_upload("webchat:a*b", "one"), webchat_upload("webchat:a*b", "two")]
+    theirs = [webchat_upload("webchat:aXb", "one"), webchat_upload("webchat:a*bc", "one")]  # a glob would match these
+    for key in mine + theirs:
+        redis_client.hset(key, mapping={"data": b"x", "mime_type": "image/png", "bytes": 1})
+    redis = Redis.from_url(redis_url)
+    try:
+        await _forget_webchat_uploads(redis, "webchat:a*b")
+    finally:
+        await redis.aclose()
+    assert [bool(redis_client.exists(key)) for key in mine + theirs] == [False, False, True, True]

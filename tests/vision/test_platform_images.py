@@ -50,19 +50,24 @@ def test_a_photo_on_each_platform_reaches_the_model_as_image_content_within_the_
         platforms.discord.user_message(0, "img-103 look", author_id=7103, dm=True, files=[SimFile(photo)])
     )
     platforms.call(platforms.slack.user_message("D7104", "img-104 see", channel_type="im", files=[SimFile(photo)]))
+    # In a group, a photo is answered when its caption mentions the bot, as a text would be.
+    group = {"chat_type": "group", "user_id": 7105, "mention": True}
+    platforms.call(platforms.telegram.user_message(-7105, "img-105 in the group", photo=photo, **group))
 
     telegram_photo = stack.one_reply("telegram", "7101")
     telegram_document = stack.one_reply("telegram", "7102")
     discord = stack.one_reply("discord", str(sent["channel_id"]))
     slack = stack.one_reply("slack", "D7104")
+    telegram_group = stack.one_reply("telegram", "-7105")
 
     # Telegram sends a 90-pixel thumbnail and the photo: the largest one was used.
     assert "img-101 what is this? " + _scaled(1600, 1200) in telegram_photo.text
     assert "img-102 and this file? " + _scaled(1000, 800) in telegram_document.text
     assert "img-103 look " + _scaled(1600, 1200) in discord.text
     assert "img-104 see " + _scaled(1600, 1200) in slack.text
+    assert "img-105 in the group " + _scaled(1600, 1200) in telegram_group.text
     seen = stack.images_seen()
-    assert len(seen) == 4
+    assert len(seen) == 5
     for image in seen:
         assert image["url_kind"] == "data" and image["bytes"] > 0
         assert max(image["width"], image["height"]) == MAX_SIDE
