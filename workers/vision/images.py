@@ -56,7 +56,9 @@ def prepare_image(data: bytes, *, max_side: int, max_pixels: int, jpeg_quality: 
                 if opened.format == "JPEG":
                     opened.draft("RGB", (max_side, max_side))  # decode a JPEG at a reduced scale: much less work
                 image = ImageOps.exif_transpose(opened)  # a copy, upright; the first frame of an animation
-                image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)  # only ever shrinks
+                # Only ever shrinks. Pillow's default (bicubic, after a cheap box reduction to twice the
+                # size) was about half the time of a full Lanczos on a 12-megapixel photo, and looks the same.
+                image.thumbnail((max_side, max_side))
     except ImageRefused:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
