@@ -118,3 +118,25 @@ def test_the_edge_refuses_oversized_and_non_image_uploads(
         assert browser.post("/api/chat", json={"text": "x" * 10, "images": ["no such id!"]}).status_code == 422
     assert _upload_keys(client) == before  # nothing refused was stored
     client.close()
+
+
+def test_the_terminal_chat_sends_a_picture(web: tuple[Cluster, SimulatorProcess], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    cluster, _ = web
+    picture = tmp_path / "cat.png"
+    picture.write_bytes(sample_photo(640, 480, "PNG"))
+    command = [sys.executable, "-m", "gateway.cli", "chat", "--url", cluster.url, "--user", "carol"]
+    typed = f"/image {picture} what is it?\n/image {tmp_path / 'notes.txt'}\n"
+    done = subprocess.run(
+        command,
+        input=typed,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PATCHBAY_WEBCHAT_API_KEY": WEBCHAT_API_KEY},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "bot> sim reply #" in done.stdout and "what is it? [image 512x384]" in done.stdout
+    assert "does not look like an image" in done.stderr
