@@ -33,6 +33,7 @@ from adapters.registry import platform_health, platform_routers
 from adapters.webchat.identity import Identities
 from adapters.webchat.replies import ReplyWaiter
 from adapters.webchat.routes import build_webchat_router
+from adapters.webchat.uploads import UPLOAD_PATH, UploadPolicy
 from gateway.admission import Admitter
 from gateway.edge import BodyLimits, SecurityHeaders
 from gateway.limits import Guard
@@ -131,7 +132,12 @@ def create_app(settings: Settings | None = None, *, embedded: bool = False) -> F
     identities = Identities(secret, settings.webchat_api_keys, settings.session_cookie_secure)
     app.include_router(
         build_webchat_router(
-            state.admit, waiter, settings.reply_timeout_s, identities=identities, limits=ClientLimiter(redis)
+            state.admit,
+            waiter,
+            settings.reply_timeout_s,
+            identities=identities,
+            limits=ClientLimiter(redis),
+            uploads=UploadPolicy(settings.webchat_max_image_bytes, settings.webchat_upload_ttl_s),
         )
     )
     for router in platform_routers():
@@ -155,7 +161,12 @@ def create_app(settings: Settings | None = None, *, embedded: bool = False) -> F
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     # Outermost last: the client address is settled first, headers go on every answer, limits guard the rest.
-    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
+    app.add_middleware(
+        BodyLimits,
+        max_bytes=settings.max_body_bytes,
+        max_depth=settings.max_json_depth,
+        path_limits={UPLOAD_PATH: settings.webchat_max_image_bytes},
+    )
     app.add_middleware(SecurityHeaders)
     trusted = [host.strip() for host in settings.trusted_proxies.split(",") if host.strip()]
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)  # type: ignore[arg-type]

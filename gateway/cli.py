@@ -10,12 +10,16 @@ import importlib
 import os
 import sys
 import uuid
+from typing import TYPE_CHECKING
 
 import click
 
 from gateway.shared.files import private_umask, secure_data_dir
 from gateway.shared.logs import configure_logging
 from gateway.shared.settings import Settings, SettingsConflict
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["cli", "main"]
 
@@ -117,6 +121,7 @@ def chat(url: str | None, user_id: str | None, api_key: str | None) -> None:
     """Chat with the bot in the terminal, over the same pipeline as the web chat.
 
     Without --user the terminal is a browser-like session: the gateway issues its identity (a cookie).
+    ``/image <path> [text]`` sends a picture (uploaded first: POST /api/upload) with the text.
     """
     import httpx
 
@@ -138,9 +143,15 @@ def chat(url: str | None, user_id: str | None, api_key: str | None) -> None:
                 return
             if not text:
                 continue
-            body: dict[str, str] = {"text": text, "message_id": uuid.uuid4().hex}
+            body: dict[str, object] = {"text": text, "message_id": uuid.uuid4().hex}
             if user_id is not None:
                 body["user_id"] = user_id
+            if text.startswith("/image "):
+                path, _, rest = text.removeprefix("/image ").strip().partition(" ")
+                upload_id = _upload_image(client, path, user_id)
+                if upload_id is None:
+                    continue
+                body.update(text=rest.strip(), images=[upload_id])
             try:
                 response = client.post("/api/chat", json=body)  # the client keeps the session cookie
             except httpx.HTTPError as exc:
@@ -151,6 +162,31 @@ def chat(url: str | None, user_id: str | None, api_key: str | None) -> None:
                 click.echo(f"bot> {data['text']}")
             else:
                 click.echo(f"! {response.status_code} {data.get('notice') or data.get('detail')}", err=True)
+
+
+def _upload_image(client: httpx.Client, path: str, user_id: str | None) -> str | None:
+    """Upload the image at ``path`` for the next message; its id, or None after saying what went wrong."""
+    import mimetypes
+    from pathlib import Path
+
+    import httpx
+
+    mime = mimetypes.guess_type(path)[0] or ""
+    if not mime.startswith("image/"):
+        click.echo(f"! {path} does not look like an image (.jpg, .png, .gif, .webp)", err=True)
+        return None
+    try:
+        data = Path(path).expanduser().read_bytes()
+        params = {"user_id": user_id} if user_id is not None else {}
+        response = client.post("/api/upload", content=data, headers={"Content-Type": mime}, params=params)
+    except (OSError, httpx.HTTPError) as exc:
+        click.echo(f"! could not upload {path}: {exc}", err=True)
+        return None
+    answer = response.json()
+    if not response.is_success:
+        click.echo(f"! {response.status_code} {answer.get('notice') or answer.get('detail')}", err=True)
+        return None
+    return str(answer["upload_id"])
 
 
 @cli.group(

@@ -36,6 +36,8 @@ from workers.llm.metrics import ALL_PROVIDERS_DOWN, LLM_CALLS
 from workers.llm.router import ProcessLocalRouter, group_name
 from workers.llm.settings import LLMSettings, ProviderConfig
 from workers.llm.trimming import context_budget, count_message_tokens, trim_to_budget
+from workers.vision.capability import link_sees_images
+from workers.vision.parts import has_images, text_only
 
 __all__ = [
     "SPEC",
@@ -159,7 +161,11 @@ class ResilientLLM:
             degraded=True,
         )
 
-    async def _call(self, link: ChainLink, request: LLMRequest, messages: list[dict[str, str]]) -> LLMResult:
+    async def _call(self, link: ChainLink, request: LLMRequest, messages: list[dict[str, Any]]) -> LLMResult:
+        if link.group is not None and has_images(messages) and not link_sees_images(link.model):
+            messages = text_only(
+                messages
+            )  # this provider cannot see: it answers the text (direct links convert themselves)
         if link.direct is not None:
             if messages is not request.messages:
                 request = _with_messages(request, messages)
@@ -179,7 +185,7 @@ class ResilientLLM:
             raise
         return result_from_response(response, link.model, (time.perf_counter() - started) * 1000)
 
-    def _trimmed(self, request: LLMRequest) -> list[dict[str, str]]:
+    def _trimmed(self, request: LLMRequest) -> list[dict[str, Any]]:
         max_tokens = min(request.max_tokens, self.settings.max_tokens)
         budget = self._budgets.get(max_tokens)
         if budget is None:
@@ -199,7 +205,7 @@ def _is_local(provider: ProviderConfig) -> bool:
     return provider.model.startswith(f"{LOCAL_PROVIDER}/")
 
 
-def _with_messages(request: LLMRequest, messages: list[dict[str, str]]) -> LLMRequest:
+def _with_messages(request: LLMRequest, messages: list[dict[str, Any]]) -> LLMRequest:
     fields: dict[str, Any] = {name: getattr(request, name) for name in LLMRequest.__slots__}  # type: ignore[attr-defined]
     fields["messages"] = messages
     return LLMRequest(**fields)

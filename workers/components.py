@@ -60,7 +60,8 @@ COMPONENT_KINDS: tuple[str, ...] = tuple(kind.value for kind in ComponentKind)
 class LLMRequest:
     """An OpenAI-style chat request plus who it is for (rollout, cache scoping, analytics)."""
 
-    messages: list[dict[str, str]]
+    # OpenAI-style: ``content`` is a string, or a list of content parts (text and images: workers.vision.parts).
+    messages: list[dict[str, Any]]
     user_id: str | None = None
     conversation_key: str | None = None
     max_tokens: int = 256

@@ -57,7 +57,14 @@ class DownloadSettings(PatchbaySettings):
 
 
 class DownloadError(Exception):
-    """A file that could not be fetched; the message names the reason, never the URL."""
+    """A file that could not be fetched; the message names the reason, never the URL.
+
+    ``reason`` is a short code for counters and analytics: ``foreign_host``, ``too_large`` or ``failed``.
+    """
+
+    def __init__(self, message: str, reason: str = "failed") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def _origin(url: str) -> str:
@@ -127,7 +134,7 @@ async def _fetch(
 ) -> bytes:
     for _ in range(_MAX_REDIRECTS + 1):
         if _origin(url) not in origins:
-            raise DownloadError("the file is not on the platform's own file host; not downloaded")
+            raise DownloadError("the file is not on the platform's own file host; not downloaded", "foreign_host")
         try:
             async with client.stream("GET", url, headers=headers) as response:
                 if response.is_redirect:
@@ -137,13 +144,13 @@ async def _fetch(
                     raise DownloadError(f"the file host answered {response.status_code}")
                 declared = response.headers.get("content-length")
                 if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                    raise DownloadError(f"the file is larger than {max_bytes:,} bytes")
+                    raise DownloadError(f"the file is larger than {max_bytes:,} bytes", "too_large")
                 chunks: list[bytes] = []
                 size = 0
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > max_bytes:
-                        raise DownloadError(f"the file is larger than {max_bytes:,} bytes")
+                        raise DownloadError(f"the file is larger than {max_bytes:,} bytes", "too_large")
                     chunks.append(chunk)
                 return b"".join(chunks)
         except httpx.HTTPError as exc:

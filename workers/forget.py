@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.shared.forgetting import Forgotten
 from gateway.shared.identity import parse_user_key
-from gateway.shared.keys import webchat_rating, webchat_user_replies
+from gateway.shared.keys import webchat_rating, webchat_upload, webchat_user_replies
 from gateway.shared.redis_urls import redis_py_url
 from gateway.shared.settings import Settings
 
@@ -65,6 +66,7 @@ async def forget_user(settings: Settings, user_key: str) -> Forgotten:
     async with Redis.from_url(redis_url) as redis:
         had_voice = await VoicePreferences(redis).forget_user(user_key)
         replies = await _forget_webchat_replies(redis, user_key)
+        await _forget_webchat_uploads(redis, user_key)
         persistence = await rewrite_persistence(redis)
     done = Forgotten(user_key, turns, had_emotion, had_voice, replies, cached, persistence)
     log.warning("forgot user %s: %s", user_key, done)
@@ -83,6 +85,14 @@ async def _forget_webchat_replies(redis: Redis, user_key: str) -> int:
         pipe.delete(index)
         results = await pipe.execute()
     return sum(int(n) for n in results[:-1:2])
+
+
+async def _forget_webchat_uploads(redis: Redis, user_key: str) -> None:
+    """Images uploaded and not yet read (they live minutes at most): keyed by the user, found by pattern."""
+    pattern = webchat_upload(re.sub(r"([*?\[\]\\])", r"\\\1", user_key), "*")  # the key's own text, literally
+    keys = [key async for key in redis.scan_iter(match=pattern, count=500)]
+    if keys:
+        await redis.delete(*keys)
 
 
 async def rewrite_persistence(redis: Redis, *, timeout_s: float = 60.0) -> str:

@@ -35,6 +35,8 @@ from workers.components import (
 )
 from workers.downloads import download
 from workers.report import current_report
+from workers.vision.intake import ImageIntake, Vision
+from workers.vision.parts import image_message
 from workers.voice.preferences import VoicePreferences, parse_voice_command
 
 __all__ = ["APOLOGY", "ChatHandler", "HandlerConfig", "VoiceReplies", "scope_of"]
@@ -80,12 +82,14 @@ class ChatHandler:
         *,
         emotion: EmotionReader | None = None,
         voice: VoiceReplies | None = None,
+        vision: Vision | None = None,
     ) -> None:
         self.llm = llm
         self.memory = memory
         self.config = config
         self.emotion = emotion
         self.voice = voice
+        self.vision = vision  # None: image attachments are not looked at (the text is answered)
 
     async def handle(self, envelope: Envelope) -> Reply:
         command = parse_voice_command(envelope.text)
@@ -164,7 +168,21 @@ class ChatHandler:
         )
         return reply.model_copy(update={"attachments": [*reply.attachments, attachment]})
 
+    async def _images(self, envelope: Envelope) -> ImageIntake | None:
+        """The message's images for the model, or None without any (``workers.vision``; docs/vision.md)."""
+        if self.vision is None or not self.vision.images_of(envelope):
+            return None
+        intake = await self.vision.intake(envelope)
+        report = current_report()
+        if report is not None:
+            report.images = intake.records  # metadata only: type, sizes, dimensions, outcome
+        return intake
+
     async def _answer(self, envelope: Envelope) -> Reply:
+        intake = await self._images(envelope)
+        if intake is not None and not intake.images and not envelope.text.strip():
+            # Nothing the model could answer: the honest note is the whole reply (one reply, a recorded reason).
+            return Reply.answering(envelope, intake.note, reason="image_not_seen")
         scope = scope_of(envelope)
         history = await self.memory.history(envelope.conversation_key, self.config.history_turns)
         recalled = await self.memory.recall(
@@ -180,11 +198,12 @@ class ChatHandler:
             )
         )
         request = LLMRequest(
-            messages=self._prompt(envelope, history, recalled),
+            messages=self._prompt(envelope, history, recalled, intake),
             user_id=envelope.user_key,
             conversation_key=envelope.conversation_key,
             max_tokens=self.config.max_tokens,
-            personal=bool(history or recalled),
+            personal=bool(history or recalled) or bool(intake and intake.images),
+            use_cache=not (intake and intake.images),  # an answer about an image is never cached
         )
         report = current_report()
         reason: str | None = None
@@ -211,11 +230,21 @@ class ChatHandler:
             report.ts_llm_done = time.time()
             report.degraded = reason
         if reason is None:
-            await self._remember(envelope, text, scope)
+            # Memory keeps text only: an image-only message is remembered as that, never as its bytes.
+            remembered = (
+                envelope
+                if envelope.text.strip() or intake is None
+                else envelope.model_copy(update={"text": "[sent an image]"})
+            )
+            await self._remember(remembered, text, scope)
+            if intake is not None and intake.note:
+                text = f"{intake.note}\n\n{text}"
         return Reply.answering(envelope, text, reason=reason)
 
-    def _prompt(self, envelope: Envelope, history: list[Turn], recalled: list[Recalled]) -> list[dict[str, str]]:
-        messages = [{"role": "system", "content": self.config.system_prompt}]
+    def _prompt(
+        self, envelope: Envelope, history: list[Turn], recalled: list[Recalled], intake: ImageIntake | None = None
+    ) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = [{"role": "system", "content": self.config.system_prompt}]
         messages += [{"role": turn.role, "content": turn.text} for turn in history]
         seen = {turn.message_id for turn in history if turn.message_id}
         memories = [item for item in recalled if item.turn.message_id not in seen]
@@ -225,7 +254,10 @@ class ChatHandler:
             block = format_memories(memories, budget_tokens=300, now=envelope.timestamp)
             if block:
                 messages.append({"role": "user", "content": block})
-        messages.append({"role": "user", "content": envelope.text})
+        if intake is not None and intake.images:
+            messages.append(image_message(envelope.text, intake.images))
+        else:
+            messages.append({"role": "user", "content": envelope.text})
         return messages
 
     async def _remember(self, envelope: Envelope, answer: str, scope: Scope) -> None:

@@ -305,6 +305,8 @@ class WorkerContext:
             },
             **{k: v for k, v in asdict(report).items() if k != "extra"},
         }
+        if not event.get("images"):
+            event.pop("images", None)  # only a message with images carries their metadata (docs/vision.md)
         if reply.reason and not event.get("degraded"):
             event["degraded"] = reply.reason
         await emit_event(self.redis, event)

@@ -33,6 +33,7 @@ class MessageReport:
     degraded: str | None = None
     error: str | None = None
     reply_ids: list[str] = field(default_factory=list)
+    images: list[dict[str, Any]] = field(default_factory=list)  # per image: type, sizes, outcome (never bytes)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

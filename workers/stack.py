@@ -69,6 +69,7 @@ async def build_stack(settings: Settings) -> Stack:
     emotion = EmotionManager(redis_url)
     base_voice = build_base_voice()  # None when no engine is installed: the reason is logged, replies stay text
     preferences_redis = AsyncRedis.from_url(redis_url)
+    vision = _build_vision(preferences_redis, llm_settings)
 
     def handler_over(patched: Mapping[str, Any]) -> ChatHandler:
         voice = patched.get(ComponentKind.VOICE)
@@ -82,6 +83,7 @@ async def build_stack(settings: Settings) -> Stack:
             ),
             emotion=patched[ComponentKind.EMOTION],
             voice=VoiceReplies(voice, VoicePreferences(preferences_redis)) if voice is not None else None,
+            vision=vision,
         )
 
     runtime = PatchRuntime()
@@ -126,6 +128,24 @@ async def build_stack(settings: Settings) -> Stack:
             preferences_redis.aclose,
         ],
     )
+
+
+def _build_vision(redis_client: AsyncRedis, llm_settings: Any) -> Any:
+    """The handler's image step; whether the answering model sees images is decided (and said) once."""
+    from workers.vision.capability import answering_model, model_sees_images
+    from workers.vision.intake import Vision
+    from workers.vision.settings import VisionSettings
+
+    settings = VisionSettings()
+    sees = model_sees_images(settings, llm_settings)
+    model = answering_model(llm_settings)
+    if not settings.enabled:
+        log.info("vision is off (PATCHBAY_VISION=false): images get a note, their text is answered")
+    elif sees:
+        log.info("vision: %s sees images; they are sent scaled to at most %d px", model, settings.max_side)
+    else:
+        log.info("vision: %s reads text only; images get a note, their text is answered", model)
+    return Vision(settings, sees=sees, redis=redis_client)
 
 
 async def _warm_up(base_llm: Any, memory: Any) -> None:

@@ -11,7 +11,7 @@ MESSAGE_CREATE for each user message; RESUME is answered with INVALID_SESSION so
 identifies afresh. Frames are uncompressed JSON text.
 
 ``POST /_sim/user_message`` body: ``{"channel_id": "810", "content": "hi", "author_id": "501", "author": "alice",
-"dm": false, "thread_id": null, "mention": false, "reply_to": null, "voice": false}``.
+"dm": false, "thread_id": null, "mention": false, "reply_to": null, "voice": false, "photo": false}`` (``photo``: a sample 1600x1200 JPEG, served from the simulator's file host).
 
 ``POST /_sim/user_reaction`` body: ``{"channel_id": "810", "message_id": "...", "user_id": "502", "emoji": "👍"}``
 (a custom emoji as ``"name:id"``): MESSAGE_REACTION_ADD to every session with a reactions intent.
@@ -28,6 +28,7 @@ from typing import Any
 from aiohttp import BodyPartReader, WSMsgType, web
 
 from adapters.sim.common import SentRecord, SimServer
+from adapters.sim.files import SimFile, image_size, sample_photo
 from adapters.sim.ogg import is_ogg, tiny_opus_ogg
 
 __all__ = [
@@ -100,6 +101,7 @@ class DiscordSimulator(SimServer):
         self.sessions: list[_Session] = []
         self.identifies: list[dict[str, Any]] = []  # every IDENTIFY received, for inspection
         self.attachments: dict[str, bytes] = {}
+        self.attachment_types: dict[str, str] = {}
         self.message_authors: dict[str, str] = {}  # message id -> author id, for MESSAGE_REACTION_ADD
         self._snowflake = 1
         self.app.router.add_get("/api/v10/users/@me", self._me)
@@ -240,7 +242,11 @@ class DiscordSimulator(SimServer):
 
     async def _attachment(self, request: web.Request) -> web.Response:
         data = self.attachments.get(request.match_info["attachment_id"])
-        return web.Response(status=404) if data is None else web.Response(body=data, content_type="audio/ogg")
+        if data is None:
+            return web.Response(status=404)
+        return web.Response(
+            body=data, content_type=self.attachment_types.get(request.match_info["attachment_id"], "audio/ogg")
+        )
 
     def _message(self, message_id: str, channel_id: str, content: str, author: dict[str, Any]) -> dict[str, Any]:
         message: dict[str, Any] = {
@@ -278,8 +284,13 @@ class DiscordSimulator(SimServer):
         mention: bool = False,
         reply_to: str | None = None,
         voice: bytes | None = None,
+        files: list[SimFile] | None = None,
     ) -> dict[str, Any]:
-        """A user posts; every identified gateway session receives MESSAGE_CREATE. Returns the message."""
+        """A user posts; every identified gateway session receives MESSAGE_CREATE. Returns the message.
+
+        ``files`` become attachments served from the simulator's CDN path (``/attachments/{id}/{name}``),
+        images with their width and height, as Discord describes them.
+        """
         user = {"id": str(author_id), "username": author, "discriminator": "0", "avatar": None, "global_name": author}
         target = str(thread_id) if thread_id is not None else str(channel_id)
         if dm:
@@ -309,6 +320,8 @@ class DiscordSimulator(SimServer):
                     "waveform": "AAAA",
                 }
             ]
+        for item in files or []:
+            message["attachments"] = [*message["attachments"], self._file_attachment(item)]
         for session in list(self.sessions):
             if not session.identified:
                 continue
@@ -330,7 +343,26 @@ class DiscordSimulator(SimServer):
             mention=bool(body.get("mention", False)),
             reply_to=body.get("reply_to"),
             voice=tiny_opus_ogg() if body.get("voice") else None,
+            files=[SimFile(sample_photo())] if body.get("photo") else None,
         )
+
+    def _file_attachment(self, item: SimFile) -> dict[str, Any]:
+        attachment_id = self.snowflake()
+        self.attachments[attachment_id] = item.data
+        self.attachment_types[attachment_id] = item.mime_type
+        url = item.url or f"{self.origin}/attachments/{attachment_id}/{item.filename}"
+        attachment: dict[str, Any] = {
+            "id": attachment_id,
+            "filename": item.filename,
+            "size": len(item.data),
+            "url": url,
+            "proxy_url": url,
+            "content_type": item.mime_type,
+        }
+        size = image_size(item.data) if item.is_image else None
+        if size is not None:
+            attachment["width"], attachment["height"] = size
+        return attachment
 
     async def user_reaction(
         self, channel_id: int | str, message_id: int | str, user: int | str, emoji: str

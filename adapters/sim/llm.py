@@ -2,6 +2,10 @@
 
 It answers ``POST /v1/chat/completions`` (plain or ``stream=true`` SSE), ``GET /v1/models``,
 ``POST /v1/embeddings`` and ``POST /v1/audio/transcriptions`` (the text says how many bytes it heard). Replies are a pure function of the messages, so a test can predict them.
+A message's ``content`` may be a list of OpenAI content parts: every image part it receives is
+decoded and recorded (``images`` in ``/_stats``: type, bytes, width, height), and the reply names each
+image's size (``[image 640x480]``). With ``vision=false`` it refuses images as a text-only model's API
+does (400).
 Faults are drawn from a seeded RNG: ``500``, ``429`` (with ``Retry-After`` and an OpenAI error
 body), ``timeout`` (the request is held far longer than any client waits) and ``malformed`` (200
 with a broken JSON body). Control at run time: ``POST /_control`` (same keys as the constructor),
@@ -11,7 +15,10 @@ with a broken JSON body). Control at run time: ``POST /_control`` (same keys as 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
+import io
 import json
 import math
 import random
@@ -25,6 +32,7 @@ from typing import Any
 import click
 import httpx
 from aiohttp import web
+from PIL import Image, UnidentifiedImageError
 
 __all__ = [
     "ERROR_KINDS",
@@ -40,6 +48,36 @@ ERROR_KINDS = ("500", "429", "timeout", "malformed")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _MAX_REQUEST_TIMES = 1000
 _MAX_RECENT_PROMPTS = 20  # what tests need to see what reached the model, without growing under load
+_MAX_IMAGES = 100
+_IMAGE_TOKENS = 85  # what an image part costs in the usage the simulator reports
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return str(content or "")
+
+
+def _image_parts(content: Any) -> list[dict[str, Any]]:
+    if not isinstance(content, list):
+        return []
+    return [p for p in content if isinstance(p, dict) and p.get("type") == "image_url"]
+
+
+def describe_image(part: dict[str, Any]) -> dict[str, Any]:
+    """What an image part holds: a data URL's type, byte count and decoded dimensions (or why not)."""
+    image_url = part.get("image_url")
+    url = str(image_url.get("url", "") if isinstance(image_url, dict) else image_url or "")
+    if not url.startswith("data:") or ";base64," not in url:
+        return {"url_kind": "remote", "mime_type": None, "bytes": 0, "width": None, "height": None}
+    header, _, payload = url.partition(";base64,")
+    try:
+        data = base64.b64decode(payload, validate=True)
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except (binascii.Error, ValueError, UnidentifiedImageError, OSError):
+        return {"url_kind": "data", "mime_type": header[5:], "bytes": 0, "width": None, "height": None}
+    return {"url_kind": "data", "mime_type": header[5:], "bytes": len(data), "width": width, "height": height}
 
 
 def count_tokens(text: str) -> int:
@@ -50,9 +88,11 @@ def count_tokens(text: str) -> int:
 def sim_reply(messages: list[dict[str, Any]]) -> str:
     """The reply the simulator gives to ``messages``: a pure function of them."""
     digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:8]
-    last_user = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
-    short = " ".join(last_user.split())[:60]
-    return f"sim reply #{digest}: {short}"
+    last: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+    short = " ".join(_text_of(last.get("content", "")).split())[:60]
+    seen = [describe_image(part) for part in _image_parts(last.get("content"))]
+    saw = "".join(f" [image {d['width']}x{d['height']}]" for d in seen)
+    return f"sim reply #{digest}: {short}{saw}"
 
 
 _FILLER_SENTENCES = (
@@ -106,6 +146,7 @@ class SimulatorConfig:
     seed: int = 0
     model: str = "sim-model"
     reply_chars: int = 0  # > 0: every reply is ``long_reply(reply_chars)`` instead of ``sim_reply(messages)``
+    vision: bool = True  # False: a request with an image part is refused (400), as a text-only model's is
 
     def validate(self) -> None:
         unknown = {*self.error_kinds, self.fail_next_kind} - set(ERROR_KINDS)
@@ -127,6 +168,7 @@ class _Stats:
     errors: dict[str, int] = field(default_factory=dict)
     request_times: list[float] = field(default_factory=list)  # monotonic start of each chat request
     recent_prompts: list[list[dict[str, Any]]] = field(default_factory=list)  # the last chat requests' messages
+    images: list[dict[str, Any]] = field(default_factory=list)  # every image part received: type, bytes, size
     transcriptions: int = 0
 
     def as_json(self) -> dict[str, Any]:
@@ -241,6 +283,12 @@ class LLMSimulator:
                 raise ValueError("messages must be a non-empty list")
         except (ValueError, KeyError, TypeError) as exc:
             return self._error(400, "invalid_request_error", f"bad request: {exc}")
+        parts = [part for m in messages if isinstance(m, dict) for part in _image_parts(m.get("content"))]
+        for part in parts:
+            self._stats.images.append(describe_image(part))
+        del self._stats.images[:-_MAX_IMAGES]
+        if parts and not self.config.vision:
+            return self._error(400, "invalid_request_error", "this model does not support image input")
         fault = self._pick_fault()
         if fault is not None:
             self._stats.errors[fault] = self._stats.errors.get(fault, 0) + 1
@@ -248,7 +296,8 @@ class LLMSimulator:
         await self._delay()
         self._stats.successes += 1
         text = long_reply(self.config.reply_chars) if self.config.reply_chars else sim_reply(messages)
-        prompt_tokens = sum(count_tokens(str(m.get("content", ""))) + 4 for m in messages) + 2
+        prompt_tokens = sum(count_tokens(_text_of(m.get("content", ""))) + 4 for m in messages) + 2
+        prompt_tokens += _IMAGE_TOKENS * len(parts)
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
         completion_tokens = count_tokens(text)
         if isinstance(max_tokens, int) and max_tokens > 0:
@@ -420,6 +469,7 @@ async def _serve_forever(simulator: LLMSimulator) -> None:
 @click.option(
     "--reply-chars", default=0, show_default=True, type=int, help="> 0: every reply is a fixed text this long"
 )
+@click.option("--vision/--no-vision", default=True, show_default=True, help="accept image parts (else 400)")
 def llm_sim_command(
     host: str,
     port: int,
@@ -431,6 +481,7 @@ def llm_sim_command(
     seed: int,
     model: str,
     reply_chars: int,
+    vision: bool,
 ) -> None:
     kinds = [kind.strip() for kind in error_kinds.split(",") if kind.strip()]
     try:
@@ -445,6 +496,7 @@ def llm_sim_command(
             seed=seed,
             model=model,
             reply_chars=reply_chars,
+            vision=vision,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

@@ -12,7 +12,7 @@ within 3 s it is resent with ``X-Slack-Retry-Num``/``X-Slack-Retry-Reason``, at 
 immediately, after 1 minute and after 5 minutes, which a test may compress).
 
 ``POST /_sim/user_message`` body: ``{"channel": "C1", "user": "U1", "text": "hi", "channel_type": "channel"|"im",
-"thread_ts": null, "mention": false, "voice": false, "deliveries": null}``.
+"thread_ts": null, "mention": false, "voice": false, "photo": false, "deliveries": null}`` (``photo``: a sample 1600x1200 JPEG behind ``url_private``).
 
 ``POST /_sim/user_reaction`` body: ``{"channel": "C1", "ts": "...", "user": "U1", "reaction": "+1", "item_user": null}``
 (``item_user`` defaults to the author the simulator saw post ``ts``): a ``reaction_added`` event, delivered like
@@ -33,6 +33,7 @@ import aiohttp
 from aiohttp import web
 
 from adapters.sim.common import SentRecord, SimServer
+from adapters.sim.files import SimFile, sample_photo
 from adapters.sim.ogg import is_ogg, tiny_opus_ogg
 
 __all__ = ["DEFAULT_SLACK_TOKEN", "SlackSimulator", "sign_slack_request"]
@@ -124,6 +125,7 @@ class SlackSimulator(SimServer):
         thread_ts: str | None = None,
         mention: bool = False,
         voice: bytes | None = None,
+        files: list[SimFile] | None = None,
         deliveries: int | None = None,
         wait: bool = True,
     ) -> dict[str, Any]:
@@ -161,6 +163,20 @@ class SlackSimulator(SimServer):
                     "url_private": f"{self.origin}/_files/{file_id}",
                 }
             ]
+        for item in files or []:
+            file_id = f"F{self.next_id()}"
+            self._uploads[file_id] = {"data": item.data, "filename": item.filename, "mimetype": item.mime_type}
+            event["subtype"] = "file_share"
+            shared = {
+                "id": file_id,
+                "name": item.filename,
+                "mimetype": item.mime_type,
+                "filetype": item.filename.rsplit(".", 1)[-1],
+                "size": len(item.data),
+                "url_private": item.url or f"{self.origin}/_files/{file_id}",
+                "url_private_download": item.url or f"{self.origin}/_files/{file_id}?download=1",
+            }
+            event["files"] = [*event.get("files", []), shared]
         delivery = self._deliver(self._event_callback(event), deliveries)
         if wait:
             await delivery
@@ -179,6 +195,7 @@ class SlackSimulator(SimServer):
             thread_ts=body.get("thread_ts"),
             mention=bool(body.get("mention", False)),
             voice=tiny_opus_ogg() if body.get("voice") else None,
+            files=[SimFile(sample_photo())] if body.get("photo") else None,
             deliveries=body.get("deliveries"),
             wait=False,
         )
@@ -402,7 +419,7 @@ class SlackSimulator(SimServer):
             return web.Response(status=404)
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return web.Response(status=403)  # url_private needs the bot token, as on Slack
-        return web.Response(body=upload["data"])
+        return web.Response(body=upload["data"], content_type=upload.get("mimetype", "application/octet-stream"))
 
     def file_bytes(self, file_id: str) -> bytes:
         data = self._uploads[file_id].get("data")

@@ -6,7 +6,7 @@ are JSON-encoded (docs/decisions.md, "Platform limits"); answers are ``{"ok": tr
 Point the library at it with ``base_url=f"{sim.base_url}/bot"`` and ``base_file_url=f"{sim.base_url}/file/bot"``.
 
 ``POST /_sim/user_message`` body: ``{"chat_id": 42, "user_id": 7, "text": "hi", "chat_type": "private"|"group",
-"thread_id": null, "reply_to": null, "mention": false, "voice": false}``.
+"thread_id": null, "reply_to": null, "mention": false, "voice": false, "photo": false}`` (``photo``: a sample 1600x1200 JPEG, served from the simulator's file host).
 
 ``POST /_sim/redeliver`` body: ``{"chat_id": 42, "message_id": 1001}`` (or ``{"update_id": 7}``): the update that
 carried that message is delivered again, unchanged (same ``update_id``), as Telegram does when it never saw the
@@ -26,6 +26,7 @@ import aiohttp
 from aiohttp import web
 
 from adapters.sim.common import SentRecord, SimServer
+from adapters.sim.files import SimFile, image_size, sample_photo, thumbnail
 from adapters.sim.ogg import is_ogg, tiny_opus_ogg
 
 __all__ = ["DEFAULT_TELEGRAM_TOKEN", "TelegramSimulator"]
@@ -62,6 +63,8 @@ class TelegramSimulator(SimServer):
         self._again: list[tuple[dict[str, Any], bool]] = []  # polling redeliveries: (update, served yet)
         self.redeliveries: list[int] = []  # update_id of each redelivery, in order
         self.files: dict[str, bytes] = {}
+        self.file_paths: dict[str, str] = {}  # file_id -> the file_path getFile answers (photos/…, documents/…)
+        self.file_types: dict[str, str] = {}
         self._update_ids = iter(range(1, 10**9))
         self._new_update = asyncio.Condition()
         self._delivery_tasks: set[asyncio.Task[None]] = set()
@@ -106,8 +109,14 @@ class TelegramSimulator(SimServer):
         reply_to: int | None = None,
         mention: bool = False,
         voice: bytes | None = None,
+        photo: bytes | None = None,
+        document: SimFile | None = None,
     ) -> dict[str, Any]:
-        """A user writes into a chat; returns the Telegram ``Message`` it became."""
+        """A user writes into a chat; returns the Telegram ``Message`` it became.
+
+        With a ``photo`` or ``document`` the text is the caption, as on Telegram; a photo arrives in
+        two sizes (a 90-pixel thumbnail and the photo itself, largest last), each with its own file id.
+        """
         message_id = self.next_id()
         if mention:
             text = f"@{self.username} {text}"
@@ -122,10 +131,12 @@ class TelegramSimulator(SimServer):
             "chat": chat,
             "from": {"id": user_id, "is_bot": False, "first_name": user_name, "username": user_name},
         }
+        captioned = photo is not None or document is not None
         if text:
-            message["text"] = text
+            message["caption" if captioned else "text"] = text
         if mention:
-            message["entities"] = [{"type": "mention", "offset": 0, "length": len(self.username) + 1}]
+            entities = [{"type": "mention", "offset": 0, "length": len(self.username) + 1}]
+            message["caption_entities" if captioned else "entities"] = entities
         if thread_id is not None:
             message["message_thread_id"] = thread_id
             message["is_topic_message"] = True
@@ -136,6 +147,19 @@ class TelegramSimulator(SimServer):
             self.files[file_id] = voice
             message["voice"] = {"file_id": file_id, "file_unique_id": file_id, "duration": 1, "mime_type": "audio/ogg"}
             message["voice"]["file_size"] = len(voice)
+        if photo is not None:
+            sizes = [data for data in (thumbnail(photo, 90), photo) if data is not None]
+            message["photo"] = [self._photo_size(f"photo-{message_id}-{n}", data) for n, data in enumerate(sizes)]
+        if document is not None:
+            file_id = f"doc-{message_id}"
+            self._keep_file(file_id, document.data, document.mime_type, f"documents/{file_id}-{document.filename}")
+            message["document"] = {
+                "file_id": file_id,
+                "file_unique_id": file_id,
+                "file_name": document.filename,
+                "mime_type": document.mime_type,
+                "file_size": len(document.data),
+            }
         self.messages[(chat_id, message_id)] = message
         await self.push_update({"message": message})
         return message
@@ -151,7 +175,18 @@ class TelegramSimulator(SimServer):
             reply_to=body.get("reply_to"),
             mention=bool(body.get("mention", False)),
             voice=tiny_opus_ogg() if body.get("voice") else None,
+            photo=sample_photo() if body.get("photo") else None,
         )
+
+    def _keep_file(self, file_id: str, data: bytes, mime_type: str, path: str) -> None:
+        self.files[file_id] = data
+        self.file_types[file_id] = mime_type
+        self.file_paths[file_id] = path
+
+    def _photo_size(self, file_id: str, data: bytes) -> dict[str, Any]:
+        self._keep_file(file_id, data, "image/jpeg", f"photos/{file_id}.jpg")
+        width, height = image_size(data) or (0, 0)
+        return {"file_id": file_id, "file_unique_id": file_id, "width": width, "height": height, "file_size": len(data)}
 
     async def push_update(self, update: dict[str, Any]) -> None:
         update = {"update_id": next(self._update_ids), **update}
@@ -290,7 +325,7 @@ class TelegramSimulator(SimServer):
             "file_id": file_id,
             "file_unique_id": file_id,
             "file_size": len(self.files[file_id]),
-            "file_path": f"voice/{file_id}.oga",
+            "file_path": self.file_paths.get(file_id, f"voice/{file_id}.oga"),
         }
 
     async def _m_sendMessage(self, params: dict[str, Any], files: dict[str, _Upload]) -> Any:
@@ -375,11 +410,14 @@ class TelegramSimulator(SimServer):
     async def _file(self, request: web.Request) -> web.Response:
         if request.match_info["token"] != self.token:
             return web.Response(status=401)
-        file_id = request.match_info["path"].rsplit("/", 1)[-1].split(".", 1)[0]
+        path = request.match_info["path"]
+        file_id = next((fid for fid, known in self.file_paths.items() if known == path), None)
+        if file_id is None:
+            file_id = path.rsplit("/", 1)[-1].split(".", 1)[0]
         data = self.files.get(file_id)
         if data is None:
             return web.Response(status=404)
-        return web.Response(body=data, content_type="audio/ogg")
+        return web.Response(body=data, content_type=self.file_types.get(file_id, "audio/ogg"))
 
 
 class _ApiError(Exception):

@@ -2,8 +2,8 @@
 
 Bad input is refused with a clear 422 rather than repaired: an id or a display name with a control
 character, text with NUL or another control character, an unpaired surrogate (valid JSON, not
-storable text), or a message with nothing in it (the web chat has no attachments, so empty or
-whitespace-only text would only cost an LLM call).
+storable text), or a message with nothing in it: empty or whitespace-only text is refused unless
+the message carries images (``images``: ids of the caller's uploads, ``adapters.webchat.uploads``).
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.shared.envelope import Envelope, Platform
+from gateway.shared.envelope import Attachment, Envelope, Platform
 from gateway.shared.hygiene import control_characters, has_unpaired_surrogate
 
 __all__ = ["BOT_ID", "ChatRequest", "RatingRequest", "envelope_from_chat"]
 
 BOT_ID = "webchat"
 _TEXT_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
 def _plain(value: str | None, what: str) -> str | None:
@@ -46,6 +47,24 @@ class ChatRequest(BaseModel):
         default=None, min_length=1, max_length=200, description="client id; a resend with the same id is one message"
     )
     user_name: str | None = Field(default=None, max_length=200)
+    images: list[str] = Field(
+        default_factory=list, max_length=4, description="ids from POST /api/upload (the caller's own, not expired)"
+    )
+
+    @field_validator("images")
+    @classmethod
+    def _upload_ids(cls, value: list[str]) -> list[str]:
+        if any(not _UPLOAD_ID.fullmatch(item) for item in value):
+            raise ValueError("an image id is what POST /api/upload answered: letters, digits, - and _")
+        if len(set(value)) != len(value):
+            raise ValueError("the same image is named twice")
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ChatRequest:
+        if not self.text.strip() and not self.images:
+            raise ValueError("text is empty: send something to answer")
+        return self
 
     @field_validator("user_id", "conversation_id", "message_id", "user_name")
     @classmethod
@@ -59,8 +78,6 @@ class ChatRequest(BaseModel):
             raise ValueError("text may not contain NUL or other control characters (tab and newline are fine)")
         if has_unpaired_surrogate(value):
             raise ValueError("text contains an unpaired UTF-16 surrogate")
-        if not value.strip():
-            raise ValueError("text is empty: send something to answer")
         return value
 
 
@@ -81,9 +98,18 @@ class RatingRequest(BaseModel):
 
 
 def envelope_from_chat(
-    request: ChatRequest, *, user_id: str, conversation_id: str, raw: dict[str, Any] | None = None
+    request: ChatRequest,
+    *,
+    user_id: str,
+    conversation_id: str,
+    raw: dict[str, Any] | None = None,
+    images: list[tuple[str, str, int]] | None = None,
 ) -> Envelope:
-    """The envelope of a request whose caller (``user_id``) and conversation were already established."""
+    """The envelope of a request whose caller (``user_id``) and conversation were already established.
+
+    ``images`` are the request's uploads as ``uploads.known_uploads`` found them (id, type, size): the
+    envelope names them by id, the worker reads the bytes from Redis.
+    """
     # A web chat conversation belongs to one user, so it is private (a DM) by construction.
     return Envelope(
         platform=Platform.WEBCHAT,
@@ -94,6 +120,9 @@ def envelope_from_chat(
         author_name=request.user_name or "",
         is_direct=True,
         text=request.text,
+        attachments=[
+            Attachment(file_id=upload_id, mime_type=mime, size=size) for upload_id, mime, size in images or []
+        ],
         received_at=time.time(),
         hints={"user": user_id},  # the reply path indexes the stored reply by its user (forgetting finds it)
         raw=raw or {},

@@ -1,4 +1,5 @@
-"""HTTP surface of the web chat: the page, ``/api/session``, ``POST /api/chat``, reply polling and ``/api/rating``.
+"""HTTP surface of the web chat: the page, ``/api/session``, ``POST /api/upload`` (an image), ``POST /api/chat``,
+reply polling and ``/api/rating``.
 
 Every route acts for the caller ``identity`` establishes (a browser session, or a site's API key)
 and only on that caller's conversation: reading a reply, resending a message id and rating a reply
@@ -25,6 +26,7 @@ from adapters.webchat.identity import Caller, Identities, IdentityError
 from adapters.webchat.inbound import BOT_ID, ChatRequest, RatingRequest, envelope_from_chat
 from adapters.webchat.outbound import REPLY_TTL_S, reply_key
 from adapters.webchat.replies import ReplyWaiter
+from adapters.webchat.uploads import UPLOAD_PATH, UploadPolicy, known_uploads, sniff_image, store_upload
 from gateway.shared.envelope import EnvelopeError, Reply
 from gateway.shared.events import emit_event
 from gateway.shared.identity import user_key
@@ -110,7 +112,9 @@ def build_webchat_router(
     *,
     identities: Identities,
     limits: ClientLimits,
+    uploads: UploadPolicy | None = None,
 ) -> APIRouter:
+    uploads = uploads or UploadPolicy()
     router = APIRouter()
     redis: Redis = waiter.redis
     static = resources.files("adapters.webchat").joinpath("static")
@@ -181,6 +185,41 @@ def build_webchat_router(
             body = {"via": "key", "detail": "an API key acts for the user_id each request names"}
         return finish(JSONResponse(body), request, caller)
 
+    @router.post(UPLOAD_PATH)
+    async def upload(request: Request, user_id: str | None = None) -> Response:
+        """An image for the next message: the body is the file (``Content-Type: image/…``); answers its id.
+
+        A browser uploads for its own session; an API key names the user (``?user_id=``), as in /api/chat.
+        """
+        try:
+            caller = caller_of(request, user_id, create=True)
+        except IdentityError as exc:
+            return _error(exc.status, exc.error, exc.detail)
+        assert caller is not None
+        declared = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if not declared.startswith("image/"):
+            return finish(
+                _error(415, "not_an_image", "send the image itself with its image/* content type"), request, caller
+            )
+        data = await request.body()  # at most PATCHBAY_WEBCHAT_MAX_IMAGE_BYTES: the edge refused larger (413)
+        mime = sniff_image(data)
+        if mime is None:
+            return finish(
+                _error(415, "not_an_image", "the body is not a JPEG, PNG, GIF or WebP image"), request, caller
+            )
+        try:
+            refused = await within_limits(request, caller, "upload")
+            if refused is not None:
+                return finish(refused, request, caller)
+            owner = user_key("webchat", BOT_ID, caller.user_id)
+            upload_id = await store_upload(redis, owner, data, mime, uploads.ttl_s)
+        except RedisError as exc:
+            if _is_full(exc):
+                return finish(_busy("the message store is full"), request, caller)
+            raise
+        body = {"upload_id": upload_id, "mime_type": mime, "bytes": len(data), "expires_in_s": uploads.ttl_s}
+        return finish(JSONResponse(body), request, caller)
+
     @router.post("/api/chat")
     async def chat(body: ChatRequest, request: Request) -> Response:
         try:
@@ -197,9 +236,13 @@ def build_webchat_router(
             raise
         if refused is not None:
             return finish(refused, request, caller)
+        images = await known_uploads(redis, user_key("webchat", BOT_ID, caller.user_id), body.images)
+        if images is None:
+            detail = "an image id is unknown or expired: upload it again (POST /api/upload)"
+            return finish(_error(422, "unknown_image", detail), request, caller)
         try:
             envelope = envelope_from_chat(
-                body, user_id=caller.user_id, conversation_id=conversation_id, raw=body.model_dump()
+                body, user_id=caller.user_id, conversation_id=conversation_id, raw=body.model_dump(), images=images
             )
         except (EnvelopeError, ValueError) as exc:
             return finish(_error(422, "invalid_message", str(exc)), request, caller)

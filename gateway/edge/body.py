@@ -14,6 +14,7 @@ few KB, captions and entities included) and holds a web chat message of 100,000 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -55,25 +56,33 @@ def _is_json(scope: Scope) -> bool:
 
 
 class BodyLimits:
-    """ASGI middleware: ``max_bytes`` per request body (413), ``max_depth`` per JSON body (400)."""
+    """ASGI middleware: ``max_bytes`` per request body (413), ``max_depth`` per JSON body (400).
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, max_depth: int) -> None:
+    ``path_limits`` gives single routes a limit of their own (the web chat's image upload), checked
+    the same way: declared too large is refused unread, a chunked body the moment it passes.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, max_depth: int, path_limits: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_depth = max_depth
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope.get("path", ""), self.max_bytes)
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await _refuse(send, 413, "body_too_large", f"the request body is limited to {self.max_bytes:,} bytes")
+        if declared is not None and declared > limit:
+            await _refuse(send, 413, "body_too_large", f"the request body is limited to {limit:,} bytes")
             return
         try:
-            body = await self._read(receive)
+            body = await self._read(receive, limit)
         except _TooLarge:
-            await _refuse(send, 413, "body_too_large", f"the request body is limited to {self.max_bytes:,} bytes")
+            await _refuse(send, 413, "body_too_large", f"the request body is limited to {limit:,} bytes")
             return
         if body is None:  # the client went away
             return
@@ -84,7 +93,7 @@ class BodyLimits:
             return
         await self.app(scope, _replay(body, receive), send)
 
-    async def _read(self, receive: Receive) -> bytes | None:
+    async def _read(self, receive: Receive, limit: int) -> bytes | None:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -93,7 +102,7 @@ class BodyLimits:
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
+            if size > limit:
                 raise _TooLarge
             chunks.append(chunk)
             if not message.get("more_body", False):

@@ -25,7 +25,7 @@ from gateway.limits.settings import LimitSettings
 
 __all__ = ["ClientLimiter"]
 
-Action = Literal["chat", "rating"]
+Action = Literal["chat", "rating", "upload"]
 
 
 class ClientLimiter:
@@ -40,6 +40,10 @@ class ClientLimiter:
             "rating": [
                 *(("session", spec) for spec in parse_limits("rating session", settings.webchat_rating)),
                 *(("address", spec) for spec in parse_limits("rating address", settings.webchat_rating)),
+            ],
+            "upload": [
+                *(("session", spec) for spec in parse_limits("upload session", settings.webchat_upload)),
+                *(("address", spec) for spec in parse_limits("upload address", settings.webchat_upload)),
             ],
         }
         self._script = redis.register_script(ratelimit_script())

@@ -55,6 +55,11 @@ class LimitSettings(PatchbaySettings):
         validation_alias=_env("PATCHBAY_LIMIT_WEBCHAT_RATING", "webchat_rating"),
         description="web chat ratings per session and per client address",
     )
+    webchat_upload: str = Field(
+        default="5/minute;30/hour",
+        validation_alias=_env("PATCHBAY_LIMIT_WEBCHAT_UPLOAD", "webchat_upload"),
+        description="web chat image uploads per session and per client address",
+    )
     max_message_chars: int = Field(
         default=4000, validation_alias=_env("PATCHBAY_MAX_MESSAGE_CHARS", "max_message_chars")
     )

@@ -33,6 +33,7 @@ __all__ = [
     "voice_user",
     "webchat_rating",
     "webchat_reply",
+    "webchat_upload",
     "webchat_user_replies",
 ]
 
@@ -55,6 +56,12 @@ def webchat_user_replies(user_key: str) -> str:
 def webchat_rating(message_key: str) -> str:
     """The rating a web chat reply got (+1/-1): a repeated identical rating is not counted twice."""
     return f"patchbay:webchat:rating:{message_key}"
+
+
+def webchat_upload(user_key: str, upload_id: str) -> str:
+    """An image a web chat user uploaded, until a worker reads it (with a TTL): keyed by its owner, so
+    an upload id is useless to anyone else."""
+    return f"patchbay:webchat:upload:{user_key}:{upload_id}"
 
 
 # Analytics events wait here for the gateway's writer (``PATCHBAY_ANALYTICS_QUEUE`` overrides it).

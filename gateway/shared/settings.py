@@ -118,6 +118,18 @@ class Settings(PatchbaySettings):
         validation_alias=AliasChoices("PATCHBAY_TRUSTED_PROXIES", "trusted_proxies"),
         description="comma-separated proxy addresses/networks whose X-Forwarded-For/-Proto are believed; '' = none",
     )
+    webchat_max_image_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        ge=1024,
+        validation_alias=AliasChoices("PATCHBAY_WEBCHAT_MAX_IMAGE_BYTES", "webchat_max_image_bytes"),
+        description="largest image the web chat accepts on POST /api/upload (413 before it is read)",
+    )
+    webchat_upload_ttl_s: int = Field(
+        default=300,
+        ge=10,
+        validation_alias=AliasChoices("PATCHBAY_WEBCHAT_UPLOAD_TTL", "webchat_upload_ttl_s"),
+        description="seconds an uploaded web chat image waits in Redis for the message that uses it",
+    )
     max_body_bytes: int = Field(
         default=1_048_576,
         ge=1024,

@@ -20,6 +20,7 @@ import json
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -44,7 +45,7 @@ def _normalise(content: str) -> str:
     return " ".join(content.split())
 
 
-def cache_key(namespace: str, chain: list[str], request: LLMRequest, messages: list[dict[str, str]]) -> str | None:
+def cache_key(namespace: str, chain: list[str], request: LLMRequest, messages: list[dict[str, Any]]) -> str | None:
     """The key of this request's answer, or None when it must not be cached (personal without a user)."""
     if request.personal and not request.user_id:
         return None

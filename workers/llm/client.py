@@ -16,6 +16,8 @@ from workers.llm.echo import ECHO_MODEL, EchoLLM
 from workers.llm.litellm_loader import load_litellm
 from workers.llm.metrics import LLM_CALLS
 from workers.llm.settings import LLMSettings
+from workers.vision.capability import link_sees_images
+from workers.vision.parts import has_images, text_only
 
 __all__ = ["LiteLLMClient", "build_base_llm"]
 
@@ -49,11 +51,14 @@ class LiteLLMClient:
             extra["api_base"] = self.api_base
         if self.api_key_env and os.environ.get(self.api_key_env):
             extra["api_key"] = os.environ[self.api_key_env]
+        messages = request.messages
+        if has_images(messages) and not link_sees_images(self.model):
+            messages = text_only(messages)  # a model that cannot see gets the text (and a placeholder per image)
         started = time.perf_counter()
         try:
             response = await litellm.acompletion(
                 model=self.model,
-                messages=request.messages,
+                messages=messages,
                 max_tokens=min(request.max_tokens, self.max_tokens),
                 temperature=request.temperature,
                 timeout=self.timeout_s,

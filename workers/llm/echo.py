@@ -10,6 +10,7 @@ import asyncio
 import os
 
 from workers.components import LLMRequest, LLMResult
+from workers.vision.parts import content_text
 
 __all__ = ["ECHO_MODEL", "EchoLLM"]
 
@@ -27,7 +28,7 @@ class EchoLLM:
     async def complete(self, request: LLMRequest) -> LLMResult:
         if self.delay_s > 0:
             await asyncio.sleep(self.delay_s)
-        last = next((m["content"] for m in reversed(request.messages) if m.get("role") == "user"), "")
+        last = next((content_text(m["content"]) for m in reversed(request.messages) if m.get("role") == "user"), "")
         return LLMResult(text=f"echo: {last}", model=ECHO_MODEL, provider="echo")
 
     async def aclose(self) -> None:

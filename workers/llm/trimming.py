@@ -12,20 +12,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from workers.llm.litellm_loader import load_litellm
 from workers.llm.local import LOCAL_PROVIDER
 from workers.llm.metrics import CONTEXT_TRIMMED
+from workers.vision.parts import content_text, image_count, text_only
 
 __all__ = ["TrimResult", "context_budget", "count_message_tokens", "trim_to_budget"]
 
 log = logging.getLogger(__name__)
 
-Messages = list[dict[str, str]]
+Messages = list[dict[str, Any]]
 TokenCounter = Callable[[Messages], int]
 
 _PER_MESSAGE_OVERHEAD = 4  # role markers and separators every chat format adds around each message
 _LOCAL_WINDOW = 2048  # n_ctx the local model is loaded with (workers.llm.local)
+# What one image costs in prompt tokens, counted without looking at it: a 1024-pixel image is 765
+# tokens on OpenAI's high-detail tiling (85 + 170 per 512-pixel tile), and providers are in that range.
+IMAGE_TOKENS = 800
 
 
 @dataclass(slots=True)
@@ -36,7 +41,9 @@ class TrimResult:
 
 
 def count_message_tokens(model: str, messages: Messages) -> int:
-    return int(load_litellm().token_counter(model=model, messages=messages))
+    # Images are counted at a fixed cost: litellm's counter would decode each data URL to measure it.
+    images = sum(image_count(m) for m in messages)
+    return int(load_litellm().token_counter(model=model, messages=text_only(messages))) + images * IMAGE_TOKENS
 
 
 def context_budget(model: str, configured: int, max_tokens: int) -> int:
@@ -55,7 +62,13 @@ def context_budget(model: str, configured: int, max_tokens: int) -> int:
 
 
 def _upper_bound(messages: Messages) -> int:
-    return sum(len(str(m.get("content", "")).encode()) + _PER_MESSAGE_OVERHEAD for m in messages) + 3
+    return (
+        sum(
+            len(content_text(m.get("content", "")).encode()) + image_count(m) * IMAGE_TOKENS + _PER_MESSAGE_OVERHEAD
+            for m in messages
+        )
+        + 3
+    )
 
 
 def trim_to_budget(messages: Messages, budget: int, count: TokenCounter) -> TrimResult:

@@ -3,6 +3,7 @@
 (() => {
   const log = document.getElementById("log"), form = document.getElementById("form");
   const input = document.getElementById("text"), send = document.getElementById("send");
+  const picker = document.getElementById("image"), chosen = document.getElementById("chosen");
   const json = {"content-type": "application/json"};
 
   function bubble(cls, text) {
@@ -41,16 +42,37 @@
     .then(s => { document.getElementById("who").textContent = s.user_id || ""; })
     .catch(() => {});
 
+  picker.addEventListener("change", () => {
+    const file = picker.files[0];
+    chosen.hidden = !file; chosen.textContent = file ? file.name : "";
+  });
+
+  // An image goes up first (POST /api/upload, the file itself as the body); the message names its id.
+  async function upload(file) {
+    const response = await fetch("/api/upload", {method: "POST", headers: {"content-type": file.type},
+      credentials: "same-origin", body: file});
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.notice || body.detail || ("upload failed: " + response.status));
+    return body.upload_id;
+  }
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const text = input.value.trim();
-    if (!text) return;
+    const text = input.value.trim(), file = picker.files[0];
+    if (!text && !file) return;
     input.value = ""; send.disabled = true;
-    bubble("me", text);
+    const mine = bubble("me", text);
+    if (file) {
+      const img = document.createElement("img");
+      img.alt = file.name; img.src = URL.createObjectURL(file);
+      mine.appendChild(img);
+      picker.value = ""; chosen.hidden = true;
+    }
     const messageId = (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random()).replace(/[-.]/g, "");
     try {
+      const images = file ? [await upload(file)] : [];
       const response = await fetch("/api/chat", {method: "POST", headers: json, credentials: "same-origin",
-        body: JSON.stringify({message_id: messageId, text})});
+        body: JSON.stringify({message_id: messageId, text, images})});
       const body = await response.json();
       if (!response.ok) {
         notice(body.notice || body.detail || ("Error " + response.status));
@@ -67,7 +89,7 @@
         rating(el, body.message_id);
       }
     } catch (err) {
-      notice("The gateway is unreachable: " + err);
+      notice(err instanceof TypeError ? "The gateway is unreachable: " + err : err.message);
     } finally {
       send.disabled = false; input.focus();
     }
