@@ -24,6 +24,9 @@ T = TypeVar("T")
 # BusyLoadingError (a restarted Redis replaying its AOF) is a ConnectionError subclass; ReadOnlyError is a
 # failover in progress; OOM is a full Redis refusing writes (noeviction) until the backlog drains.
 _REDIS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.ReadOnlyError)
+# asyncio's words when a write meets a socket that closed under it: redis-py's health check on a
+# connection Redis dropped while restarting raises this RuntimeError instead of a ConnectionError.
+_CLOSED_TRANSPORT = "unable to perform operation on"
 _DATABASE = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.DisconnectionError)
 
 
@@ -35,6 +38,8 @@ def is_infrastructure_error(exc: BaseException) -> bool:
         if isinstance(current, _REDIS + _DATABASE + (ConnectionError,)):
             return True
         if isinstance(current, redis.exceptions.ResponseError) and str(current).startswith("OOM"):
+            return True
+        if isinstance(current, RuntimeError) and _CLOSED_TRANSPORT in str(current):
             return True
         current = current.__cause__ or current.__context__
     return False
