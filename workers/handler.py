@@ -185,6 +185,7 @@ class ChatHandler:
             conversation_key=envelope.conversation_key,
             max_tokens=self.config.max_tokens,
             personal=bool(history or recalled),
+            metadata={"envelope": envelope},  # where it was said: the tools patch's allow-list and built-ins
         )
         report = current_report()
         reason: str | None = None
@@ -214,7 +215,7 @@ class ChatHandler:
             await self._remember(envelope, text, scope)
         return Reply.answering(envelope, text, reason=reason)
 
-    def _prompt(self, envelope: Envelope, history: list[Turn], recalled: list[Recalled]) -> list[dict[str, str]]:
+    def _prompt(self, envelope: Envelope, history: list[Turn], recalled: list[Recalled]) -> list[dict[str, Any]]:
         messages = [{"role": "system", "content": self.config.system_prompt}]
         messages += [{"role": turn.role, "content": turn.text} for turn in history]
         seen = {turn.message_id for turn in history if turn.message_id}

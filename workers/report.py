@@ -33,6 +33,7 @@ class MessageReport:
     degraded: str | None = None
     error: str | None = None
     reply_ids: list[str] = field(default_factory=list)
+    tools: dict[str, Any] | None = None  # what tool calling did (workers.tools.base.ToolsReport), when tools were asked
     extra: dict[str, Any] = field(default_factory=dict)
 
 

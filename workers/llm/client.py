@@ -49,6 +49,8 @@ class LiteLLMClient:
             extra["api_base"] = self.api_base
         if self.api_key_env and os.environ.get(self.api_key_env):
             extra["api_key"] = os.environ[self.api_key_env]
+        if request.tools:
+            extra["tools"] = request.tools
         started = time.perf_counter()
         try:
             response = await litellm.acompletion(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from workers.llm.litellm_loader import load_litellm
 from workers.llm.local import LOCAL_PROVIDER
@@ -21,7 +22,7 @@ __all__ = ["TrimResult", "context_budget", "count_message_tokens", "trim_to_budg
 
 log = logging.getLogger(__name__)
 
-Messages = list[dict[str, str]]
+Messages = list[dict[str, Any]]
 TokenCounter = Callable[[Messages], int]
 
 _PER_MESSAGE_OVERHEAD = 4  # role markers and separators every chat format adds around each message
@@ -55,7 +56,17 @@ def context_budget(model: str, configured: int, max_tokens: int) -> int:
 
 
 def _upper_bound(messages: Messages) -> int:
-    return sum(len(str(m.get("content", "")).encode()) + _PER_MESSAGE_OVERHEAD for m in messages) + 3
+    return sum(len(str(m.get("content", "")).encode()) + _tool_bytes(m) + _PER_MESSAGE_OVERHEAD for m in messages) + 3
+
+
+def _tool_bytes(message: dict[str, Any]) -> int:
+    # A tool loop step's calls are prompt tokens too; a plain chat message has none.
+    calls = message.get("tool_calls")
+    return (
+        len(str(calls).encode()) + len(str(message.get("tool_call_id", "")))
+        if calls or "tool_call_id" in message
+        else 0
+    )
 
 
 def trim_to_budget(messages: Messages, budget: int, count: TokenCounter) -> TrimResult:
@@ -67,7 +78,9 @@ def trim_to_budget(messages: Messages, budget: int, count: TokenCounter) -> Trim
     if tokens <= budget:
         return TrimResult(messages, tokens, 0)
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=len(messages) - 1)
-    droppable = [i for i, m in enumerate(messages) if m.get("role") != "system" and i != last_user]
+    # What follows the latest user message is the tool loop's steps (calls and their results): an
+    # assistant tool call without its results, or results without their call, is an invalid request.
+    droppable = [i for i, m in enumerate(messages) if m.get("role") != "system" and i < last_user]
     dropped: set[int] = set()
     kept = messages
     for index in droppable:  # oldest first
