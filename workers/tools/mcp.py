@@ -196,7 +196,7 @@ class McpServer:
         if self._down_since is None:
             self._down_since = time.monotonic()
             log.warning(
-                "MCP server %s unavailable (%s); its tools are not offered, retrying in %.0fs",
+                "MCP server %s unavailable (%s); its tools are not offered, retrying in %.1fs",
                 self.name,
                 self._down_reason,
                 self.settings.retry_after_s,

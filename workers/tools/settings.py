@@ -13,6 +13,7 @@ import re
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_settings import NoDecode
 
 from gateway.shared.config import PatchbaySettings, comma_separated
 
@@ -65,7 +66,7 @@ def _alias(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
-_CommaList = Annotated[list[str], BeforeValidator(comma_separated)]
+_CommaList = Annotated[list[str], NoDecode, BeforeValidator(comma_separated)]  # "a, b" in the environment
 
 
 class ToolsSettings(PatchbaySettings):
