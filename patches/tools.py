@@ -133,7 +133,6 @@ SPEC = PatchSpec(
     factory=_build,
     enhances=("complete",),
     above=("llm_resilience",),  # every step of the loop goes through the chain, the cache and the accounting
-    deps=("memory",),
     validate=_validate,
     description="tool calling: MCP servers and built-in tools, allow-listed, bounded in steps, time and size",
 )

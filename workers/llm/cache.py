@@ -8,7 +8,8 @@ conversation with history, so Patchbay keeps its own. The key (documented in doc
          "messages": [[role, content with whitespace collapsed]], "max_tokens": n, "temperature": t}>
 
 A request that offers tools adds ``"tools": [their names]`` to the canonical JSON, and a message of the
-tool loop (an assistant turn asking for tool calls, a tool's result) adds its calls or its call id, so
+tool loop (an assistant turn asking for tool calls, a tool's result) adds its calls (names and
+arguments, not the providers' call ids) or the tool's name, so
 an answer given with tools is never served for the same words without them, nor the reverse. An
 answer that asks for tool calls is not stored: only finished answers are. Whether a step whose tools
 returned live data may be cached at all is the tool loop's decision (``use_cache``).
@@ -53,11 +54,17 @@ def _normalise(content: str) -> str:
 
 def _canonical_message(message: dict[str, Any]) -> list[Any]:
     entry: list[Any] = [message.get("role", ""), _normalise(str(message.get("content", "")))]
-    # Only the tool loop's messages carry these: every key of a plain chat stays what it was.
+    # Only the tool loop's messages carry these: every key of a plain chat stays what it was. Call ids
+    # are left out: providers make them up per call, so the same calls would never meet again.
     if message.get("tool_calls"):
-        entry.append(message["tool_calls"])
-    if message.get("tool_call_id"):
-        entry.append(str(message["tool_call_id"]))
+        entry.append(
+            [
+                [str(c.get("function", {}).get("name")), str(c.get("function", {}).get("arguments"))]
+                for c in message["tool_calls"]
+            ]
+        )
+    if message.get("role") == "tool":
+        entry.append(str(message.get("name", "")))
     return entry
 
 

@@ -115,7 +115,15 @@ class BuiltinTools:
         return "What the user told you earlier:\n" + "\n".join(lines)
 
     async def _forget(self, about: str, context: ToolContext) -> str:
-        found = await self._own_memories(about, context, _FORGET_LIMIT)
+        from workers.memory.text import content_words
+
+        # Recall ranks by similarity and always finds *something*; deleting needs the topic's own words.
+        topic = set(content_words(about))
+        found = [
+            item
+            for item in await self._own_memories(about, context, _FORGET_LIMIT)
+            if topic & set(content_words(item.turn.text))
+        ]
         if not found:
             return f"Nothing to forget: no earlier message of this user is about {about!r}. Tell the user so."
         assert context.user_key is not None
