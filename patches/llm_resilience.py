@@ -231,7 +231,8 @@ def _build(below: LLM, config: LLMResilienceConfig, deps: Mapping[str, Any]) -> 
 
 
 def _validate(method: str, result: LLMResult) -> str | None:
-    return None if result.text.strip() else "empty answer"
+    # A step of the tool loop asks for tool calls and may say nothing: that is an answer too.
+    return None if result.text.strip() or result.tool_calls else "empty answer"
 
 
 SPEC = PatchSpec(

@@ -302,3 +302,23 @@ async def test_a_forgotten_topic_is_deleted_and_recall_no_longer_finds_it(
     assert [turn.text for turn in left] == ["I like green tea"]
     await store.aclose()
     await asyncio.sleep(0)
+
+
+async def test_a_step_that_only_asks_for_tools_is_an_answer_for_the_resilience_layer(
+    sim: LLMSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from patches.llm_resilience import SPEC as RESILIENCE
+
+    monkeypatch.setenv("PATCHBAY_LLM_CACHE", "false")
+    monkeypatch.setenv("PATCHBAY_TOOLS_MODELS", MODEL)
+    sim.configure(tool_script=[{"tool": "demo__count"}])
+    runtime = PatchRuntime()
+    resilient = await runtime.apply(
+        RESILIENCE, LiteLLMClient(MODEL, api_base=sim.base_url), None, {"base_llm_model": MODEL}
+    )
+    tools = [(await Counter().list_tools())[0].definition()]
+    with call_context(user_id="telegram:42") as context:
+        result = await resilient.complete(_request(_envelope(direct=True), "count", tools=tools))
+    assert [call.name for call in result.tool_calls] == ["demo__count"] and not result.text
+    assert [entry.outcome for entry in context.trace] == ["applied"]  # not "rejected: empty answer"
+    assert sim.stats()["chat_requests"] == 1
