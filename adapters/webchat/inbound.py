@@ -46,6 +46,9 @@ class ChatRequest(BaseModel):
         default=None, min_length=1, max_length=200, description="client id; a resend with the same id is one message"
     )
     user_name: str | None = Field(default=None, max_length=200)
+    timezone: str | None = Field(
+        default=None, pattern=r"^[A-Za-z][A-Za-z0-9_+\-/]{0,63}$", description="the browser's IANA time zone"
+    )
 
     @field_validator("user_id", "conversation_id", "message_id", "user_name")
     @classmethod
@@ -95,6 +98,8 @@ def envelope_from_chat(
         is_direct=True,
         text=request.text,
         received_at=time.time(),
-        hints={"user": user_id},  # the reply path indexes the stored reply by its user (forgetting finds it)
+        # The reply path indexes the stored reply by its user (forgetting finds it); the time zone is for
+        # the current_time tool (docs/tools.md).
+        hints={"user": user_id, **({"timezone": request.timezone} if request.timezone else {})},
         raw=raw or {},
     )

@@ -5,6 +5,11 @@
   const input = document.getElementById("text"), send = document.getElementById("send");
   const json = {"content-type": "application/json"};
 
+  // The browser's IANA time zone, for the assistant's clock (docs/tools.md); none when the browser hides it.
+  function timeZone() {
+    try { return Intl.DateTimeFormat().resolvedOptions().timeZone || undefined; } catch (_) { return undefined; }
+  }
+
   function bubble(cls, text) {
     const el = document.createElement("div");
     el.className = "msg " + cls;
@@ -50,7 +55,7 @@
     const messageId = (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random()).replace(/[-.]/g, "");
     try {
       const response = await fetch("/api/chat", {method: "POST", headers: json, credentials: "same-origin",
-        body: JSON.stringify({message_id: messageId, text})});
+        body: JSON.stringify({message_id: messageId, text, timezone: timeZone()})});
       const body = await response.json();
       if (!response.ok) {
         notice(body.notice || body.detail || ("Error " + response.status));
