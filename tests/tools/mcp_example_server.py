@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import logging
 
 from mcp.server.fastmcp import FastMCP
 
@@ -49,12 +50,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--http", type=int, metavar="PORT", help="serve streamable HTTP on this port (else stdio)")
     args = parser.parse_args()
+    # Its stderr is the worker's log over stdio: one INFO line per request would drown it.
+    logging.getLogger("mcp").setLevel(logging.WARNING)
+    server.settings.log_level = "WARNING"
     if args.http is None:
         server.run("stdio")
         return
     server.settings.host = "127.0.0.1"
     server.settings.port = args.http
-    server.settings.log_level = "WARNING"
     server.run("streamable-http")
 
 

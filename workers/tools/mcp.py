@@ -10,8 +10,10 @@ One ``McpServer`` per configured server and worker process:
   away stops being offered with the next message;
 - **down is not an error of the reply**: a server that cannot be reached (or listed) raises
   ``ServerUnavailable``, counted (``patchbay_tools_server_unavailable_total{server,reason}``) and
-  logged once per outage; its tools are simply not offered. After ``retry_after_s`` the next
-  message tries again, so a server that comes back is used again without a restart.
+  logged once per outage; its tools are simply not offered. Only the very first connection is
+  waited for (up to ``connect_timeout_s``); once a server is known to be down no message waits for
+  it: after ``retry_after_s`` a message starts one attempt in the background, and the messages after
+  it succeeds use the server again, without a restart.
 
 ``${VAR}`` in ``env`` and ``headers`` values is read from the environment at connect time, so a
 rotated token needs a reconnect, not a new configuration. A stdio program gets the SDK's minimal
@@ -21,6 +23,7 @@ default environment (PATH, HOME...) plus its ``env``: the worker's secrets are n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -67,21 +70,34 @@ class McpServer:
         self._down_since: float | None = None
         self._retry_at = 0.0
         self._down_reason = ""
+        self._retry: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ the interface of a tool source
 
     async def list_tools(self) -> list[ToolSpec]:
-        now = time.monotonic()
-        if self._tools is not None and self._session is not None and now - self._listed_at < self.settings.list_ttl_s:
+        if self._fresh():
+            assert self._tools is not None
             return self._tools
-        if self._down_since is not None and now < self._retry_at:
+        if self._down_since is not None:
+            # Known to be down: no message waits for it. Once retry_after_s has passed, one attempt
+            # runs in the background, and the messages after it succeeds get the tools again.
+            if time.monotonic() >= self._retry_at and (self._retry is None or self._retry.done()):
+                self._retry = asyncio.create_task(self._quietly(self._refresh()), name=f"mcp-retry-{self.name}")
             raise ServerUnavailable(self.name, self._down_reason)
+        return await self._refresh()
+
+    def _fresh(self) -> bool:
+        return (
+            self._tools is not None
+            and self._session is not None
+            and time.monotonic() - self._listed_at < self.settings.list_ttl_s
+        )
+
+    async def _refresh(self) -> list[ToolSpec]:
+        """Connect if needed and list the tools; the first connection is waited for (bounded), retries are not."""
         async with self._lock:
-            if (
-                self._tools is not None
-                and self._session is not None
-                and time.monotonic() - self._listed_at < self.settings.list_ttl_s
-            ):
+            if self._fresh():
+                assert self._tools is not None
                 return self._tools
             try:
                 session = await self._connected()
@@ -92,11 +108,15 @@ class McpServer:
             self._tools = [self._spec(tool) for tool in listed.tools]
             self._listed_at = time.monotonic()
             if self._down_since is not None:
-                log.info(
-                    "MCP server %s is back after %.0fs: %d tools", self.name, now - self._down_since, len(self._tools)
-                )
+                down_for = time.monotonic() - self._down_since
+                log.info("MCP server %s is back after %.0fs: %d tools", self.name, down_for, len(self._tools))
                 self._down_since = None
             return self._tools
+
+    @staticmethod
+    async def _quietly(attempt: Any) -> None:
+        with contextlib.suppress(Exception):  # _went_down has counted and logged it
+            await attempt
 
     async def call(self, tool: str, arguments: dict[str, Any], context: ToolContext) -> str:
         session, owner = self._session, self._owner
@@ -216,6 +236,8 @@ class McpServer:
             owner.cancel()
 
     async def aclose(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
         await self._close_session()
 
     # ------------------------------------------------------------------ translation
