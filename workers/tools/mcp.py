@@ -82,7 +82,7 @@ class McpServer:
             # Known to be down: no message waits for it. Once retry_after_s has passed, one attempt
             # runs in the background, and the messages after it succeeds get the tools again.
             if time.monotonic() >= self._retry_at and (self._retry is None or self._retry.done()):
-                self._retry = asyncio.create_task(self._quietly(self._refresh()), name=f"mcp-retry-{self.name}")
+                self._retry = asyncio.create_task(self._retry_quietly(), name=f"mcp-retry-{self.name}")
             raise ServerUnavailable(self.name, self._down_reason)
         return await self._refresh()
 
@@ -113,10 +113,9 @@ class McpServer:
                 self._down_since = None
             return self._tools
 
-    @staticmethod
-    async def _quietly(attempt: Any) -> None:
-        with contextlib.suppress(Exception):  # _went_down has counted and logged it
-            await attempt
+    async def _retry_quietly(self) -> None:
+        with contextlib.suppress(Exception):  # a failure was counted and logged by _went_down
+            await self._refresh()
 
     async def call(self, tool: str, arguments: dict[str, Any], context: ToolContext) -> str:
         session, owner = self._session, self._owner
