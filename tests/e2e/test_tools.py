@@ -208,3 +208,31 @@ def test_an_http_mcp_server_that_is_down_is_not_offered_and_comes_back_without_a
         server.wait(timeout=10)
     records = wait_until(lambda: len(_tool_records(cluster)) == sent and _tool_records(cluster), what="every event")
     assert "example" in records[-1]["unavailable"]
+
+
+def test_built_in_tools_read_the_clock_search_and_forget_only_the_users_own_memories(make_cluster, sim_env, llm_sim):
+    env = _env(sim_env, [], PATCHBAY_TOOLS_BUILTINS="current_time,search_memory,forget_memory")
+    llm_sim.configure(
+        tool_script=[
+            {"tool": "current_time", "when": "what time"},
+            {"tool": "search_memory", "arguments": {"query": "cat"}, "when": "remind me"},
+            {"tool": "forget_memory", "arguments": {"about": "cat"}, "when": "forget"},
+        ]
+    )
+    cluster = make_cluster(env).start(workers=1)
+
+    response = cluster.chat("wren", "what time is it?", timezone="Asia/Tokyo")
+    assert response.status_code == 200 and "current_time said" in response.json()["text"]
+    assert "time zone Asia/Tokyo" in response.json()["text"]
+
+    assert cluster.chat("wren", "my cat is called Miso").status_code == 200
+    assert cluster.chat("yara", "my cat is called Rex").status_code == 200
+    text, _ = _ask(cluster, llm_sim, "wren", "remind me about my pet")
+    assert "search_memory said" in text and "Miso" in text and "Rex" not in text  # only wren's own words
+
+    text, _ = _ask(cluster, llm_sim, "wren", "please forget what I told you about my cat")
+    assert "forget_memory said Deleted" in text and "Miso" in text  # the reply confirms what was forgotten
+    text, _ = _ask(cluster, llm_sim, "wren", "remind me about my pet")
+    assert "search_memory said" in text and "Miso" not in text
+    text, _ = _ask(cluster, llm_sim, "yara", "remind me about my pet")
+    assert "Rex" in text  # another user's memories are untouched
