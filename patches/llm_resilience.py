@@ -13,6 +13,10 @@ Its settings are the LLM's own (``[llm]``, docs/llm.md: providers, retries, cach
 base client; the patch's config is only its switch, rollout and health. The Router and the cache
 are the LLM component's helpers (``workers.llm.router``, ``workers.llm.cache``).
 
+A request that offers tools (``LLMRequest.tools``, the ``tools`` patch) goes with them to every link
+whose model can call tools (``workers.llm.capabilities``) and without them to the others, which then
+answer in plain text; an answer asking for tool calls is never cached, only finished answers are.
+
 An LLM patch placed *below* this one runs only when the chain falls through to ``below``, i.e.
 when every provider before it failed: put a patch that must see every request above it.
 """
@@ -30,6 +34,7 @@ from patches.spec import PatchConfig, PatchSpec
 from workers.components import LLM, ComponentKind, LLMRequest, LLMResult
 from workers.llm.accounting import result_from_response
 from workers.llm.cache import CacheOutcome, ResponseCache
+from workers.llm.capabilities import plain_messages, supports_tools
 from workers.llm.client import LiteLLMClient
 from workers.llm.local import LOCAL_PROVIDER
 from workers.llm.metrics import ALL_PROVIDERS_DOWN, LLM_CALLS
@@ -147,7 +152,8 @@ class ResilientLLM:
             result.latency_ms = (time.perf_counter() - started) * 1000
             if errors:
                 log.warning("LLM answered by %s after %d failed provider(s): %s", link.model, len(errors), errors)
-            if lookup is not None and lookup.outcome is CacheOutcome.MISS and lookup.key is not None:
+            storable = not result.tool_calls  # a step of the tool loop, not an answer
+            if storable and lookup is not None and lookup.outcome is CacheOutcome.MISS and lookup.key is not None:
                 await self._cache.store(lookup.key, result, user_key=request.user_id)  # type: ignore[union-attr]
             return result
         ALL_PROVIDERS_DOWN.inc()
@@ -162,23 +168,28 @@ class ResilientLLM:
         )
 
     async def _call(self, link: ChainLink, request: LLMRequest, messages: list[dict[str, Any]]) -> LLMResult:
+        tools = request.tools if request.tools and supports_tools(link.model) else None
+        if tools is None:
+            messages = plain_messages(messages)  # a link without tools still answers a request mid-loop
         if link.group is not None and has_images(messages) and not link_sees_images(link.model):
             messages = text_only(
                 messages
             )  # this provider cannot see: it answers the text (direct links convert themselves)
         if link.direct is not None:
-            if messages is not request.messages:
-                request = _with_messages(request, messages)
+            if messages is not request.messages or tools is not request.tools:
+                request = _with_messages(request, messages, tools)
             return await link.direct.complete(request)
         assert self._router is not None and link.group is not None  # Router links exist only with a Router
         router = self._router.get()
         started = time.perf_counter()
+        extra: dict[str, Any] = {"tools": tools} if tools else {}
         try:
             response = await router.acompletion(
                 model=link.group,
                 messages=messages,
                 max_tokens=min(request.max_tokens, self.settings.max_tokens),
                 temperature=request.temperature,
+                **extra,
             )
         except Exception:
             LLM_CALLS.labels(provider=link.model, outcome="error").inc()
@@ -205,9 +216,12 @@ def _is_local(provider: ProviderConfig) -> bool:
     return provider.model.startswith(f"{LOCAL_PROVIDER}/")
 
 
-def _with_messages(request: LLMRequest, messages: list[dict[str, Any]]) -> LLMRequest:
+def _with_messages(
+    request: LLMRequest, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+) -> LLMRequest:
     fields: dict[str, Any] = {name: getattr(request, name) for name in LLMRequest.__slots__}  # type: ignore[attr-defined]
     fields["messages"] = messages
+    fields["tools"] = tools
     return LLMRequest(**fields)
 
 
@@ -223,7 +237,8 @@ def _build(below: LLM, config: LLMResilienceConfig, deps: Mapping[str, Any]) -> 
 
 
 def _validate(method: str, result: LLMResult) -> str | None:
-    return None if result.text.strip() else "empty answer"
+    # A step of the tool loop asks for tool calls and may say nothing: that is an answer too.
+    return None if result.text.strip() or result.tool_calls else "empty answer"
 
 
 SPEC = PatchSpec(

@@ -29,6 +29,7 @@ __all__ = [
     "RecallQuery",
     "Recalled",
     "Scope",
+    "ToolCall",
     "Turn",
     "Voice",
     "VoiceStyle",
@@ -58,9 +59,15 @@ COMPONENT_KINDS: tuple[str, ...] = tuple(kind.value for kind in ComponentKind)
 
 @dataclass(slots=True)
 class LLMRequest:
-    """An OpenAI-style chat request plus who it is for (rollout, cache scoping, analytics)."""
+    """An OpenAI-style chat request plus who it is for (rollout, cache scoping, analytics).
 
-    # OpenAI-style: ``content`` is a string, or a list of content parts (text and images: workers.vision.parts).
+    ``messages`` may hold the tool loop's steps (an assistant message with ``tool_calls``, then
+    ``tool`` messages), and a message's ``content`` is a string or a list of content parts (text and
+    images: ``workers.vision.parts``), so values are not all strings. ``tools`` are tool definitions
+    in litellm's (OpenAI's) format; None offers none, and a link of the chain whose model cannot call
+    tools is sent the request without them.
+    """
+
     messages: list[dict[str, Any]]
     user_id: str | None = None
     conversation_key: str | None = None
@@ -69,6 +76,16 @@ class LLMRequest:
     personal: bool = True  # the prompt holds this user's own context: never share a cached answer
     use_cache: bool = True  # False bypasses any response cache for this request
     metadata: dict[str, Any] = field(default_factory=dict)
+    tools: list[dict[str, Any]] | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class ToolCall:
+    """One call the model asked for: ``arguments`` is the JSON text exactly as the model wrote it."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(slots=True)
@@ -83,6 +100,7 @@ class LLMResult:
     latency_ms: float = 0.0
     errors: list[str] = field(default_factory=list)  # what failed on the way to this answer
     degraded: bool = False  # True when this is an apology, not a model answer
+    tool_calls: list[ToolCall] = field(default_factory=list)  # the model asks for these instead of (or with) text
 
 
 class LLM(Protocol):

@@ -204,6 +204,7 @@ class ChatHandler:
             max_tokens=self.config.max_tokens,
             personal=bool(history or recalled) or bool(intake and intake.images),
             use_cache=not (intake and intake.images),  # an answer about an image is never cached
+            metadata={"envelope": envelope},  # where it was said: the tools patch's allow-list and built-ins
         )
         report = current_report()
         reason: str | None = None

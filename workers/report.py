@@ -34,6 +34,7 @@ class MessageReport:
     error: str | None = None
     reply_ids: list[str] = field(default_factory=list)
     images: list[dict[str, Any]] = field(default_factory=list)  # per image: type, sizes, outcome (never bytes)
+    tools: dict[str, Any] | None = None  # what tool calling did (workers.tools.base.ToolsReport), when tools were asked
     extra: dict[str, Any] = field(default_factory=dict)
 
 

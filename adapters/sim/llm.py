@@ -10,6 +10,13 @@ Faults are drawn from a seeded RNG: ``500``, ``429`` (with ``Retry-After`` and a
 body), ``timeout`` (the request is held far longer than any client waits) and ``malformed`` (200
 with a broken JSON body). Control at run time: ``POST /_control`` (same keys as the constructor),
 ``GET /_stats``, ``POST /_reset``.
+
+Tool calling can be scripted: ``tool_script`` is a list of ``{"tool": name, "arguments": {...},
+"when": "words", "repeat": false}``. When a request offers a tool the script names (``when``, if
+given, must occur in the last user message), the simulator asks for those calls instead of
+answering; once the results are in, it answers with them: ``sim tool answer: <tool> said <result>``.
+``repeat`` asks again after every result, for tests of the tool loop's limits. Every request's
+messages, offered tool names and model are kept in ``recent_requests`` of ``/_stats``.
 """
 
 from __future__ import annotations
@@ -147,6 +154,7 @@ class SimulatorConfig:
     model: str = "sim-model"
     reply_chars: int = 0  # > 0: every reply is ``long_reply(reply_chars)`` instead of ``sim_reply(messages)``
     vision: bool = True  # False: a request with an image part is refused (400), as a text-only model's is
+    tool_script: list[dict[str, Any]] = field(default_factory=list)  # scripted tool calls (module docstring)
 
     def validate(self) -> None:
         unknown = {*self.error_kinds, self.fail_next_kind} - set(ERROR_KINDS)
@@ -158,6 +166,9 @@ class SimulatorConfig:
             raise ValueError("error_rate > 0 needs at least one error kind")
         if self.reply_chars < 0:
             raise ValueError("reply_chars must be >= 0 (0 = the usual short reply)")
+        for rule in self.tool_script:
+            if not isinstance(rule, dict) or not isinstance(rule.get("tool"), str):
+                raise ValueError(f"a tool_script rule needs a 'tool' name: {rule!r}")
 
 
 @dataclass(slots=True)
@@ -169,6 +180,8 @@ class _Stats:
     request_times: list[float] = field(default_factory=list)  # monotonic start of each chat request
     recent_prompts: list[list[dict[str, Any]]] = field(default_factory=list)  # the last chat requests' messages
     images: list[dict[str, Any]] = field(default_factory=list)  # every image part received: type, bytes, size
+    recent_requests: list[dict[str, Any]] = field(default_factory=list)  # ...with the tools offered and the model
+    tool_calls_requested: int = 0
     transcriptions: int = 0
 
     def as_json(self) -> dict[str, Any]:
@@ -279,6 +292,9 @@ class LLMSimulator:
             messages = body["messages"]
             self._stats.recent_prompts.append(messages)
             del self._stats.recent_prompts[:-_MAX_RECENT_PROMPTS]
+            offered = [str(t.get("function", {}).get("name", "")) for t in body.get("tools") or []]
+            self._stats.recent_requests.append({"messages": messages, "tools": offered, "model": body.get("model")})
+            del self._stats.recent_requests[:-_MAX_RECENT_PROMPTS]
             if not isinstance(messages, list) or not messages:
                 raise ValueError("messages must be a non-empty list")
         except (ValueError, KeyError, TypeError) as exc:
@@ -295,7 +311,14 @@ class LLMSimulator:
             return await self._fault(fault)
         await self._delay()
         self._stats.successes += 1
-        text = long_reply(self.config.reply_chars) if self.config.reply_chars else sim_reply(messages)
+        calls = _scripted_calls(self.config.tool_script, messages, offered, self._stats.chat_requests)
+        if calls:
+            self._stats.tool_calls_requested += len(calls)
+            text = ""
+        elif self.config.reply_chars:
+            text = long_reply(self.config.reply_chars)
+        else:
+            text = _tool_answer(messages) or sim_reply(messages)
         prompt_tokens = sum(count_tokens(_text_of(m.get("content", ""))) + 4 for m in messages) + 2
         prompt_tokens += _IMAGE_TOKENS * len(parts)
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
@@ -309,6 +332,21 @@ class LLMSimulator:
         }
         model = str(body.get("model") or self.config.model)
         completion_id = "chatcmpl-sim" + hashlib.sha256(text.encode()).hexdigest()[:12]
+        if calls:
+            usage["completion_tokens"] = sum(count_tokens(json.dumps(call)) for call in calls)
+            usage["total_tokens"] = prompt_tokens + usage["completion_tokens"]
+            message = {"role": "assistant", "content": None, "tool_calls": calls}
+            choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+            return web.json_response(
+                {
+                    "id": completion_id,
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [choice],
+                    "usage": usage,
+                }
+            )
         if body.get("stream"):
             return await self._stream(request, completion_id, model, text, usage)
         return web.json_response(
@@ -413,6 +451,48 @@ class LLMSimulator:
         return web.json_response({"ok": True})
 
 
+def _since_last_user(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+    return messages[last_user + 1 :]
+
+
+def _scripted_calls(
+    script: list[dict[str, Any]], messages: list[dict[str, Any]], offered: list[str], serial: int
+) -> list[dict[str, Any]]:
+    """The tool calls the script asks for at this point of the conversation (none: answer in text)."""
+    if not script or not offered:
+        return []
+    after = _since_last_user(messages)
+    results_in = any(m.get("role") == "tool" for m in after)
+    last_user = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
+    calls = []
+    for index, rule in enumerate(script):
+        if rule["tool"] not in offered or (results_in and not rule.get("repeat")):
+            continue
+        if rule.get("when") and str(rule["when"]).lower() not in last_user.lower():
+            continue
+        arguments = json.dumps(rule.get("arguments") or {})
+        calls.append(
+            {
+                "id": f"call_{serial}_{index}",
+                "type": "function",
+                "function": {"name": rule["tool"], "arguments": arguments},
+            }
+        )
+    return calls
+
+
+def _tool_answer(messages: list[dict[str, Any]]) -> str:
+    """After tool results: an answer that quotes them, so a test sees the result reached the model."""
+    results = [m for m in _since_last_user(messages) if m.get("role") == "tool"]
+    if not results:
+        return ""
+    said = "; ".join(
+        f"{m.get('name') or m.get('tool_call_id')} said {' '.join(str(m.get('content')).split())}" for m in results
+    )
+    return f"sim tool answer: {said}"
+
+
 class SimulatorProcess:
     """The simulator in a process of its own (tests, benchmarks), so its CPU is not charged to the code under test."""
 
@@ -470,6 +550,11 @@ async def _serve_forever(simulator: LLMSimulator) -> None:
     "--reply-chars", default=0, show_default=True, type=int, help="> 0: every reply is a fixed text this long"
 )
 @click.option("--vision/--no-vision", default=True, show_default=True, help="accept image parts (else 400)")
+@click.option(
+    "--tool-script",
+    default="",
+    help='JSON list of scripted tool calls, e.g. \'[{"tool": "example__add", "arguments": {"a": 2, "b": 3}}]\'',
+)
 def llm_sim_command(
     host: str,
     port: int,
@@ -482,8 +567,13 @@ def llm_sim_command(
     model: str,
     reply_chars: int,
     vision: bool,
+    tool_script: str,
 ) -> None:
     kinds = [kind.strip() for kind in error_kinds.split(",") if kind.strip()]
+    try:
+        script = json.loads(tool_script) if tool_script.strip() else []
+    except ValueError as exc:
+        raise click.BadParameter(f"--tool-script is not JSON: {exc}") from exc
     try:
         simulator = LLMSimulator(
             host=host,
@@ -497,6 +587,7 @@ def llm_sim_command(
             model=model,
             reply_chars=reply_chars,
             vision=vision,
+            tool_script=script,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

@@ -66,6 +66,10 @@ class ChatRequest(BaseModel):
             raise ValueError("text is empty: send something to answer")
         return self
 
+    timezone: str | None = Field(
+        default=None, pattern=r"^[A-Za-z][A-Za-z0-9_+\-/]{0,63}$", description="the browser's IANA time zone"
+    )
+
     @field_validator("user_id", "conversation_id", "message_id", "user_name")
     @classmethod
     def _no_controls(cls, value: str | None) -> str | None:
@@ -124,6 +128,8 @@ def envelope_from_chat(
             Attachment(file_id=upload_id, mime_type=mime, size=size) for upload_id, mime, size in images or []
         ],
         received_at=time.time(),
-        hints={"user": user_id},  # the reply path indexes the stored reply by its user (forgetting finds it)
+        # The reply path indexes the stored reply by its user (forgetting finds it); the time zone is for
+        # the current_time tool (docs/tools.md).
+        hints={"user": user_id, **({"timezone": request.timezone} if request.timezone else {})},
         raw=raw or {},
     )

@@ -91,6 +91,15 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"  {stage:<14} p50 {_fmt(figures['p50'])}  p95 {_fmt(figures['p95'])} ms")
     for name, figures in report["patches"].items():
         lines.append(f"patch {name:<20} fallback rate {_fmt(figures['fallback_rate'])} of {figures['calls']} calls")
+    tools = report.get("tools") or {}
+    for name, figures in (tools.get("by_tool") or {}).items():
+        latency = figures["latency_ms"]
+        lines.append(
+            f"tool {name:<21} {figures['calls']} calls  {figures['failures']} failed  "
+            f"p50 {_fmt(latency['p50'])}  p95 {_fmt(latency['p95'])} ms"
+        )
+    for server, count in (tools.get("unavailable") or {}).items():
+        lines.append(f"tool server {server:<14} unavailable for {count} replies")
     for name, figures in report["providers"].items():
         lines.append(f"provider {name:<17} {figures['replies']} replies  ${figures['cost_usd']:.4f}")
     for name, comparison in report["rollouts"].items():

@@ -1,4 +1,4 @@
-"""The summary an operator reads: traffic, engagement, latency, satisfaction, cost, patches, rollouts.
+"""The summary an operator reads: traffic, engagement, latency, satisfaction, cost, patches, tools, rollouts.
 
 Everything is computed from the events table for ``since <= ts < until``. Rows are loaded once
 per call (only the columns needed) and aggregated with numpy; ``timeseries`` buckets the same
@@ -48,6 +48,7 @@ class _Reply:
     degraded: str | None
     error: str | None
     reactions: list[int] = field(default_factory=list)
+    tools: dict[str, Any] | None = None  # the reply event's ``tools`` record (kept in ``extra``)
 
     @property
     def response_ms(self) -> float | None:
@@ -102,6 +103,7 @@ async def _load(
                     events.c.voice,
                     events.c.degraded,
                     events.c.error,
+                    events.c.extra,
                 )
                 .select_from(
                     events.outerjoin(
@@ -143,6 +145,7 @@ async def _load(
             voice=bool(row[17]),
             degraded=row[18],
             error=row[19],
+            tools=_tools_record(row[20]),
         )
         for row in reply_rows
     ]
@@ -247,6 +250,59 @@ def _patches(replies: list[_Reply]) -> dict[str, Any]:
             "fallback_reasons": dict(reasons[name].most_common(5)),
         }
     return report
+
+
+def _tools_record(extra: str | None) -> dict[str, Any] | None:
+    if not extra:
+        return None
+    try:
+        record = json.loads(extra).get("tools")
+    except (ValueError, AttributeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _tools(replies: list[_Reply]) -> dict[str, Any]:
+    """Per tool: calls, failures (any outcome but ok) and latency; servers that were unavailable; limits hit."""
+    durations: dict[str, list[float]] = defaultdict(list)
+    failures: Counter[str] = Counter()
+    outcomes: dict[str, Counter[str]] = defaultdict(Counter)
+    servers: dict[str, str] = {}
+    unavailable: Counter[str] = Counter()
+    stopped: Counter[str] = Counter()
+    with_tools = 0
+    for reply in replies:
+        record = reply.tools
+        if not record:
+            continue
+        with_tools += bool(record.get("calls"))
+        for call in record.get("calls") or []:
+            name = str(call.get("tool"))
+            durations[name].append(float(call.get("duration_ms") or 0.0))
+            outcomes[name][str(call.get("outcome"))] += 1
+            failures[name] += call.get("outcome") != "ok"
+            servers[name] = str(call.get("server") or "")
+        for server in record.get("unavailable") or {}:
+            unavailable[str(server)] += 1
+        if record.get("stopped"):
+            stopped[str(record["stopped"])] += 1
+    per_tool = {
+        name: {
+            "server": servers[name],
+            "calls": len(values),
+            "failures": failures[name],
+            "failure_rate": _rate(failures[name], len(values)),
+            "outcomes": dict(outcomes[name]),
+            "latency_ms": _percentiles(values),
+        }
+        for name, values in sorted(durations.items())
+    }
+    return {
+        "replies_with_calls": with_tools,
+        "by_tool": per_tool,
+        "unavailable": dict(sorted(unavailable.items())),
+        "stopped_by_limit": dict(sorted(stopped.items())),
+    }
 
 
 def _provider_entry() -> dict[str, Any]:
@@ -397,6 +453,7 @@ async def summary(engine: AsyncEngine, since: float | None = None, until: float 
             "completion_tokens": sum(reply.completion_tokens for reply in replies),
         },
         "patches": _patches(replies),
+        "tools": _tools(replies),
         "providers": _providers(replies),
         "rollouts": rollout_comparison(replies),
     }

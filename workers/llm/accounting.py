@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from workers.components import LLMResult
+from workers.components import LLMResult, ToolCall
 from workers.llm.litellm_loader import load_litellm
 from workers.llm.local import LOCAL_PROVIDER
 from workers.llm.metrics import COST_UNKNOWN, LLM_CALLS, LLM_COST, LLM_TOKENS
@@ -52,7 +52,8 @@ def result_from_response(response: Any, model: str, latency_ms: float) -> LLMRes
     choices = getattr(response, "choices", None) or []
     message = getattr(choices[0], "message", None) if choices else None
     text = str(getattr(message, "content", None) or "").strip()
-    if not text:
+    tool_calls = _tool_calls(message)
+    if not text and not tool_calls:
         raise EmptyCompletionError(f"{model} returned no text")
     provider = _provider_of(response, model)
     usage = getattr(response, "usage", None)
@@ -71,4 +72,20 @@ def result_from_response(response: Any, model: str, latency_ms: float) -> LLMRes
         completion_tokens=completion_tokens,
         cost_usd=cost,
         latency_ms=latency_ms,
+        tool_calls=tool_calls,
     )
+
+
+def _tool_calls(message: Any) -> list[ToolCall]:
+    """The tool calls of a litellm message (objects or dicts, as providers differ), in order."""
+    calls: list[ToolCall] = []
+    for index, call in enumerate(getattr(message, "tool_calls", None) or []):
+        function = call.get("function") if isinstance(call, dict) else getattr(call, "function", None)
+        if function is None:
+            continue
+        name = function.get("name") if isinstance(function, dict) else getattr(function, "name", None)
+        arguments = function.get("arguments") if isinstance(function, dict) else getattr(function, "arguments", None)
+        call_id = call.get("id") if isinstance(call, dict) else getattr(call, "id", None)
+        if name:
+            calls.append(ToolCall(id=str(call_id or f"call_{index}"), name=str(name), arguments=str(arguments or "{}")))
+    return calls

@@ -7,6 +7,13 @@ conversation with history, so Patchbay keeps its own. The key (documented in doc
         {"chain": [model strings], "scope": "user:<user_id>" | "shared",
          "messages": [[role, content with whitespace collapsed]], "max_tokens": n, "temperature": t}>
 
+A request that offers tools adds ``"tools": [their names]`` to the canonical JSON, and a message of the
+tool loop (an assistant turn asking for tool calls, a tool's result) adds its calls (names and
+arguments, not the providers' call ids) or the tool's name, so
+an answer given with tools is never served for the same words without them, nor the reverse. An
+answer that asks for tool calls is not stored: only finished answers are. Whether a step whose tools
+returned live data may be cached at all is the tool loop's decision (``use_cache``).
+
 A request marked ``personal`` is scoped to its user id, so a reply built on one user's context is
 never served to another; a personal request without a user id is not cached at all. Every entry
 stored while answering a user is also listed under ``<namespace>:by-user:<user key>`` (a set with the
@@ -45,17 +52,35 @@ def _normalise(content: str) -> str:
     return " ".join(content.split())
 
 
+def _canonical_message(message: dict[str, Any]) -> list[Any]:
+    entry: list[Any] = [message.get("role", ""), _normalise(str(message.get("content", "")))]
+    # Only the tool loop's messages carry these: every key of a plain chat stays what it was. Call ids
+    # are left out: providers make them up per call, so the same calls would never meet again.
+    if message.get("tool_calls"):
+        entry.append(
+            [
+                [str(c.get("function", {}).get("name")), str(c.get("function", {}).get("arguments"))]
+                for c in message["tool_calls"]
+            ]
+        )
+    if message.get("role") == "tool":
+        entry.append(str(message.get("name", "")))
+    return entry
+
+
 def cache_key(namespace: str, chain: list[str], request: LLMRequest, messages: list[dict[str, Any]]) -> str | None:
     """The key of this request's answer, or None when it must not be cached (personal without a user)."""
     if request.personal and not request.user_id:
         return None
-    canonical = {
+    canonical: dict[str, Any] = {
         "chain": chain,
         "scope": f"user:{request.user_id}" if request.personal else "shared",
-        "messages": [[m.get("role", ""), _normalise(str(m.get("content", "")))] for m in messages],
+        "messages": [_canonical_message(m) for m in messages],
         "max_tokens": request.max_tokens,
         "temperature": round(request.temperature, 3),
     }
+    if request.tools:
+        canonical["tools"] = sorted(str(t.get("function", {}).get("name", "")) for t in request.tools)
     digest = hashlib.sha256(json.dumps(canonical, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
     return f"{namespace}:{_KEY_VERSION}:{digest}"
 
@@ -83,7 +108,7 @@ class ResponseCache:
             self._client = aioredis.Redis(connection_pool=pool)
         return self._client
 
-    async def lookup(self, chain: list[str], request: LLMRequest, messages: list[dict[str, str]]) -> _Lookup:
+    async def lookup(self, chain: list[str], request: LLMRequest, messages: list[dict[str, Any]]) -> _Lookup:
         if not request.use_cache:
             CACHE_REQUESTS.labels(result=CacheOutcome.BYPASS).inc()
             return _Lookup(CacheOutcome.BYPASS, None)

@@ -54,6 +54,8 @@ class LiteLLMClient:
         messages = request.messages
         if has_images(messages) and not link_sees_images(self.model):
             messages = text_only(messages)  # a model that cannot see gets the text (and a placeholder per image)
+        if request.tools:
+            extra["tools"] = request.tools
         started = time.perf_counter()
         try:
             response = await litellm.acompletion(

@@ -64,10 +64,23 @@ def context_budget(model: str, configured: int, max_tokens: int) -> int:
 def _upper_bound(messages: Messages) -> int:
     return (
         sum(
-            len(content_text(m.get("content", "")).encode()) + image_count(m) * IMAGE_TOKENS + _PER_MESSAGE_OVERHEAD
+            len(content_text(m.get("content", "")).encode())
+            + image_count(m) * IMAGE_TOKENS
+            + _tool_bytes(m)
+            + _PER_MESSAGE_OVERHEAD
             for m in messages
         )
         + 3
+    )
+
+
+def _tool_bytes(message: dict[str, Any]) -> int:
+    # A tool loop step's calls are prompt tokens too; a plain chat message has none.
+    calls = message.get("tool_calls")
+    return (
+        len(str(calls).encode()) + len(str(message.get("tool_call_id", "")))
+        if calls or "tool_call_id" in message
+        else 0
     )
 
 
@@ -80,7 +93,9 @@ def trim_to_budget(messages: Messages, budget: int, count: TokenCounter) -> Trim
     if tokens <= budget:
         return TrimResult(messages, tokens, 0)
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=len(messages) - 1)
-    droppable = [i for i, m in enumerate(messages) if m.get("role") != "system" and i != last_user]
+    # What follows the latest user message is the tool loop's steps (calls and their results): an
+    # assistant tool call without its results, or results without their call, is an invalid request.
+    droppable = [i for i, m in enumerate(messages) if m.get("role") != "system" and i < last_user]
     dropped: set[int] = set()
     kept = messages
     for index in droppable:  # oldest first

@@ -296,14 +296,34 @@ class SqlMemory:
             "OR (author_id = :author AND platform = :platform AND (:workspace = '' OR bot_id = :workspace))"
         )
         values = {"user": user_id, "author": author, "platform": platform, "workspace": workspace}
+        deleted = await self._delete(sql, values)
+        log.info("memory: forgot user %s (%d turns)", user_id, deleted)
+        return deleted
+
+    async def _delete(self, sql: str, values: dict[str, Any]) -> int:
         async with self._write_lock if self._is_sqlite else _NO_LOCK:
             async with self._engine.begin() as conn:
                 deleted = (await conn.execute(text(sql), values)).rowcount
             if self._is_sqlite:
                 async with self._engine.connect() as conn:
                     await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-        log.info("memory: forgot user %s (%d turns)", user_id, deleted)
         return int(deleted or 0)
+
+    async def forget_messages(self, user_id: str, message_ids: list[str]) -> int:
+        """Delete these messages of this user and the bot's answers to them (``re:<id>``); the tool ``forget_memory``.
+
+        Only turns whose ``user_id`` is this user's qualified key: another user's turn with the same
+        platform message id is never touched.
+        """
+        ids = [*message_ids, *(f"re:{mid}" for mid in message_ids)]
+        if not ids:
+            return 0
+        names = [f"m{i}" for i in range(len(ids))]
+        sql = (
+            f"DELETE FROM {self._dialect.turns} WHERE user_id = :user "
+            f"AND message_id IN ({', '.join(':' + n for n in names)})"
+        )
+        return await self._delete(sql, {"user": user_id, **dict(zip(names, ids, strict=True))})
 
     # ------------------------------------------------------------------ retrieval
 

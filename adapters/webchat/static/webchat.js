@@ -6,6 +6,11 @@
   const picker = document.getElementById("image"), chosen = document.getElementById("chosen");
   const json = {"content-type": "application/json"};
 
+  // The browser's IANA time zone, for the assistant's clock (docs/tools.md); none when the browser hides it.
+  function timeZone() {
+    try { return Intl.DateTimeFormat().resolvedOptions().timeZone || undefined; } catch (_) { return undefined; }
+  }
+
   function bubble(cls, text) {
     const el = document.createElement("div");
     el.className = "msg " + cls;
@@ -72,7 +77,7 @@
     try {
       const images = file ? [await upload(file)] : [];
       const response = await fetch("/api/chat", {method: "POST", headers: json, credentials: "same-origin",
-        body: JSON.stringify({message_id: messageId, text, images})});
+        body: JSON.stringify({message_id: messageId, text, images, timezone: timeZone()})});
       const body = await response.json();
       if (!response.ok) {
         notice(body.notice || body.detail || ("Error " + response.status));

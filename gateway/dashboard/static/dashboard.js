@@ -196,6 +196,25 @@ function drawSummary(summary) {
   );
 }
 
+function drawTools(tools) {
+  const byTool = (tools && tools.by_tool) || {};
+  const unavailable = (tools && tools.unavailable) || {};
+  const rows = Object.entries(byTool).map(([name, t]) => [
+    name, t.server, fmt(t.calls), fmt(t.failures), `${fmt((t.failure_rate || 0) * 100, 1)} %`,
+    fmt(t.latency_ms.p50), fmt(t.latency_ms.p95),
+  ]);
+  for (const [server, count] of Object.entries(unavailable)) {
+    rows.push([`${server} (server)`, server, "–", `unavailable for ${fmt(count)} replies`, "–", "–", "–"]);
+  }
+  table(
+    document.getElementById("table-tools"),
+    ["tool", "server", "calls", "failures", "failure rate", "p50 ms", "p95 ms"],
+    rows,
+    [2, 3, 4, 5, 6],
+    "no tool calls in this range",
+  );
+}
+
 function drawSeries(series) {
   const buckets = series.buckets, step = series.step_s;
   lineChart(document.getElementById("chart-traffic"), buckets, step, series.platforms);
@@ -246,6 +265,7 @@ async function load() {
       api(`/admin/timeseries${query}${query ? "&" : "?"}buckets=24`).then((r) => r.json()),
     ]);
     drawSummary(summary);
+    drawTools(summary.tools);
     drawSeries(series);
     try {
       drawPatches(await (await api("/admin/patches")).json(), summary);
