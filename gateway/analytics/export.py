@@ -13,13 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.analytics.schema import EXPORT_COLUMNS, JSON_COLUMNS, arrow_schema, events
+from gateway.analytics.schema import EXPORT_COLUMNS, JSON_COLUMNS, events
 
 __all__ = ["FORMATS", "MEDIA_TYPES", "ExportFormat", "count_events", "export"]
 
@@ -30,6 +27,8 @@ MEDIA_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson", "parquet": "a
 
 class _Writer(Protocol):
     def write(self, rows: list[tuple[Any, ...]]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def _range(statement: Any, since: float | None, until: float | None) -> Any:
@@ -43,30 +42,6 @@ def _range(statement: Any, since: float | None, until: float | None) -> Any:
 async def count_events(engine: AsyncEngine, since: float | None = None, until: float | None = None) -> int:
     async with engine.connect() as conn:
         return int((await conn.execute(_range(select(func.count()).select_from(events), since, until))).scalar_one())
-
-
-def _columns(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
-    if not rows:
-        return schema.empty_table()
-    columns = list(zip(*rows, strict=True))
-    return pa.Table.from_arrays(
-        [pa.array(column, type=field.type) for column, field in zip(columns, schema, strict=True)], schema=schema
-    )
-
-
-class _ArrowWriter:
-    def __init__(self, out: Path, fmt: ExportFormat) -> None:
-        self.schema = arrow_schema()
-        if fmt == "parquet":
-            self._writer: Any = pq.ParquetWriter(out, self.schema, compression="zstd")
-        else:
-            self._writer = pacsv.CSVWriter(out, self.schema)
-
-    def write(self, rows: list[tuple[Any, ...]]) -> None:
-        self._writer.write_table(_columns(rows, self.schema))
-
-    def close(self) -> None:
-        self._writer.close()
 
 
 class _JsonLinesWriter:
@@ -89,7 +64,15 @@ class _JsonLinesWriter:
 
 @contextmanager
 def _open(out: Path, fmt: ExportFormat) -> Iterator[_Writer]:
-    writer: _ArrowWriter | _JsonLinesWriter = _JsonLinesWriter(out) if fmt == "jsonl" else _ArrowWriter(out, fmt)
+    writer: _Writer
+    if fmt == "jsonl":
+        writer = _JsonLinesWriter(out)
+    else:
+        # pyarrow (about 60 MB resident) is loaded by the first CSV or Parquet export, not by every
+        # process that imports analytics (docs/decisions.md, "Memory per process").
+        from gateway.analytics.arrow import ArrowWriter
+
+        writer = ArrowWriter(out, fmt)
     try:
         yield writer
     finally:

@@ -6,7 +6,6 @@ reply to its message and to its reactions by ``key`` with plain SQL.
 
 from __future__ import annotations
 
-import pyarrow as pa
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -20,7 +19,7 @@ from sqlalchemy import (
     Text,
 )
 
-__all__ = ["EXPORT_COLUMNS", "JSON_COLUMNS", "PSEUDONYMISED", "arrow_schema", "events", "metadata", "reply_ids"]
+__all__ = ["EXPORT_COLUMNS", "JSON_COLUMNS", "PSEUDONYMISED", "events", "metadata", "reply_ids"]
 
 metadata = MetaData()
 
@@ -78,13 +77,3 @@ reply_ids = Table(
 PSEUDONYMISED = ("key", "conversation_id", "user_id", "reply_id")
 JSON_COLUMNS = ("reply_ids", "patches", "variants", "extra")
 EXPORT_COLUMNS: tuple[str, ...] = tuple(c.name for c in events.columns if c.name != "id")
-
-_ARROW_TYPES = {Float: pa.float64(), Integer: pa.int64(), BigInteger: pa.int64(), Boolean: pa.bool_()}
-
-
-def arrow_schema() -> pa.Schema:
-    fields = []
-    for name in EXPORT_COLUMNS:
-        column_type = type(events.c[name].type)
-        fields.append(pa.field(name, _ARROW_TYPES.get(column_type, pa.string())))
-    return pa.schema(fields)

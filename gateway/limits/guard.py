@@ -1,7 +1,8 @@
 """Admission's one call: ingress limits, block list, flood, spam and rate limits for one envelope.
 
 Ingress size checks need no Redis; everything else is one Lua call (guard.lua), so a message costs
-the gateway a single round trip however many limits are configured.
+the gateway a single round trip however many limits are configured, and concurrent messages share
+one write (``gateway.limits.batching``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Literal
 import redis.asyncio as aioredis
 from prometheus_client import Counter
 
+from gateway.limits.batching import ScriptBatcher
 from gateway.limits.blocks import BlockList
 from gateway.limits.keys import LimitKeys, subject
 from gateway.limits.ratelimit import LimitRequest, RateLimiter
@@ -60,12 +62,28 @@ def _minutes(seconds: float) -> str:
 
 
 class Guard:
-    def __init__(self, redis: aioredis.Redis, settings: LimitSettings | None = None) -> None:
+    def __init__(self, redis: aioredis.Redis, settings: LimitSettings | None = None, *, coalesce: bool = True) -> None:
+        """``coalesce=False`` sends every decision on its own (bench/ratelimit.py's same-run baseline)."""
         self.settings = settings or LimitSettings()
         self.limiter = RateLimiter(redis, self.settings)
         self.blocks = BlockList(redis, self.settings.key_prefix)
         self._keys = LimitKeys(self.settings.key_prefix)
-        self._script = redis.register_script(guard_script())
+        settings = self.settings
+        mute_reason = f"flood: more than {settings.flood_messages} messages in {settings.flood_window_s:g} s"
+        # The configuration is written into the script (guard.lua's CONF): per message only what changes.
+        self.script_text = guard_script(
+            [
+                settings.flood_messages,
+                int(settings.flood_window_s * 1000),
+                int(settings.mute_s * 1000),
+                mute_reason,
+                settings.spam_conversations,
+                int(settings.spam_window_s * 1000),
+                *self.limiter.spec_args(),
+            ]
+        )
+        # Concurrent decisions share a write (gateway/limits/batching.py).
+        self._script = ScriptBatcher(redis, self.script_text, max_batch=256 if coalesce else 1)
 
     @classmethod
     def from_url(cls, url: str, settings: LimitSettings | None = None) -> Guard:
@@ -98,7 +116,8 @@ class Guard:
             log.info("guard %s %s: %s", decision.action, envelope.dedupe_key, decision.reason)
         return decision
 
-    async def _check_redis(self, envelope: Envelope, now: float | None) -> GuardDecision:
+    def script_call(self, envelope: Envelope, now: float | None) -> tuple[list[str], list[str | int]]:
+        """The keys and arguments of guard.lua for this message (also what bench/ratelimit.py replays)."""
         settings, platform = self.settings, str(envelope.platform)
         # The qualified user (``slack:<team>:U1``): blocks, mutes, flood and spam keys and the user's buckets.
         user = envelope.user_key
@@ -113,21 +132,12 @@ class Guard:
             self._keys.spam(user, text_hash) if text_hash else "",
             *self.limiter.bucket_keys(request),
         ]
-        mute_reason = f"flood: more than {settings.flood_messages} messages in {settings.flood_window_s:g} s"
-        args: list[str | int] = [
-            "" if now is None else str(int(now * 1000)),
-            user,
-            conversation,
-            settings.flood_messages,
-            int(settings.flood_window_s * 1000),
-            int(settings.mute_s * 1000),
-            mute_reason,
-            conversation,
-            settings.spam_conversations,
-            int(settings.spam_window_s * 1000),
-            *self.limiter.spec_args(),
-        ]
-        code, detail, retry_ms, notify, hit = await self._script(keys=keys, args=args)
+        args: list[str | int] = ["" if now is None else str(int(now * 1000)), user, conversation]
+        return keys, args
+
+    async def _check_redis(self, envelope: Envelope, now: float | None) -> GuardDecision:
+        keys, args = self.script_call(envelope, now)
+        code, detail, retry_ms, notify, hit = await self._script(keys, args)
         detail_text = detail.decode() if isinstance(detail, bytes) else str(detail)
         return self._decide(int(code), detail_text, int(retry_ms) / 1000, bool(notify), int(hit))
 

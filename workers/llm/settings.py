@@ -70,7 +70,18 @@ class LLMSettings(PatchbaySettings):
     )
 
     # ---- retries, backoff, cooldowns
-    num_retries: int = Field(default=2, ge=0, validation_alias=_alias("PATCHBAY_LLM_RETRIES", "num_retries"))
+    num_retries: int = Field(
+        default=2,
+        ge=0,
+        validation_alias=_alias("PATCHBAY_LLM_RETRIES", "num_retries"),
+        description="retries of the last provider that may heal, and of a 429 with a short Retry-After",
+    )
+    retry_after_max_s: float = Field(
+        default=1.0,
+        ge=0,
+        validation_alias=_alias("PATCHBAY_LLM_RETRY_AFTER_MAX", "retry_after_max_s"),
+        description="longest Retry-After a 429 is waited for on the same provider; longer falls through",
+    )
     allowed_fails: int = Field(
         default=3,
         ge=0,
