@@ -13,9 +13,13 @@ import uuid
 
 import click
 
+from gateway.shared.blas import one_blas_thread
 from gateway.shared.files import private_umask, secure_data_dir
 from gateway.shared.logs import configure_logging
 from gateway.shared.settings import Settings, SettingsConflict
+
+# Every process this command starts, before any of them loads numpy (none of the imports above does).
+one_blas_thread()
 
 __all__ = ["cli", "main"]
 
