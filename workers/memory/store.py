@@ -335,14 +335,17 @@ class SqlMemory:
             missing = [i for i in lexical if i not in seen]
             if missing:
                 candidates += await self._rows_by_id(conn, missing, "id, ts, embedding")
-            if not candidates:
-                return []  # nothing this scope may see: no need to embed the query at all
-            query_vector = await self._query_vector(query.text)
-            ids = np.fromiter((int(r[0]) for r in candidates), dtype=np.int64, count=len(candidates))
-            timestamps = np.fromiter((float(r[1]) for r in candidates), dtype=np.float64, count=len(candidates))
-            scores = self._score(ids, timestamps, [r[2] for r in candidates], lexical, query_vector)
-            top = np.argsort(-scores, kind="stable")[: query.limit]
-            chosen = [int(ids[i]) for i in top]
+        if not candidates:
+            return []  # nothing this scope may see: no need to embed the query at all
+        # The connection goes back to the pool while the query is embedded: with 50 recalls in flight,
+        # holding it across the embedder's batch exhausted the pool (bench/memory_scale.py).
+        query_vector = await self._query_vector(query.text)
+        ids = np.fromiter((int(r[0]) for r in candidates), dtype=np.int64, count=len(candidates))
+        timestamps = np.fromiter((float(r[1]) for r in candidates), dtype=np.float64, count=len(candidates))
+        scores = self._score(ids, timestamps, [r[2] for r in candidates], lexical, query_vector)
+        top = np.argsort(-scores, kind="stable")[: query.limit]
+        chosen = [int(ids[i]) for i in top]
+        async with self._engine.connect() as conn:  # a turn forgotten meanwhile is simply not returned
             rows = {int(r.id): r._mapping for r in await self._rows_by_id(conn, chosen, self._dialect.columns)}
         return [
             Recalled(turn=_turn(rows[i]), score=float(scores[j])) for i, j in zip(chosen, top, strict=True) if i in rows
