@@ -9,6 +9,9 @@ that asked for them: a Redis call made by the ledger is ledger cost, the same ca
 egress cost. The event loop's own frames (``asyncio``) are a stage only when no other stage is on
 the stack (its scheduling, its ``epoll``); under a stage's call they are that stage's cost.
 
+A sample taken while a module is being imported is charged to "first-use imports": start-up cost
+(litellm imports parts of itself on the first use of each code path), not a per-message one.
+
 Without py-spy (or without the right to trace the process) only the total is printed.
 """
 
@@ -26,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["STAGES", "ProcessSampler", "StageProfile", "attribute", "cpu_seconds", "rss_mb"]
+__all__ = ["IMPORTS", "STAGES", "ProcessSampler", "StageProfile", "attribute", "cpu_seconds", "rss_mb"]
 
 _STDLIB = f"/python{sys.version_info.major}.{sys.version_info.minor}/"  # not site-packages' redis/asyncio/
 
@@ -48,8 +51,14 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("asyncio loop", (_STDLIB + "asyncio/", "workers/runtime.py", _STDLIB + "selectors.py")),
 )
 
+IMPORTS = "first-use imports (start-up cost)"
+_IMPORTING = "<frozen importlib._bootstrap>"
+
 # Charged only when no other stage is on the stack: a socket write under a ledger call is the ledger's.
 _FALLBACK = {"asyncio loop"}
+
+# Threads named by their root frame: Celery's thread pool, aiosqlite's one thread per connection.
+_THREADS = (("ThreadPoolExecutor-", "celery + kombu"), ("_connection_worker_thread", "memory (SQL store)"))
 
 _FRAME = re.compile(r"\((?P<file>[^():]+)(?::\d+)?\)$")
 
@@ -73,6 +82,9 @@ def attribute(raw: str) -> Counter[str]:
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
+        if _IMPORTING in stack:  # a module loaded on first use (litellm imports parts of itself per code path)
+            samples[IMPORTS] += int(count)
+            continue
         stage = None
         for frame in reversed(stack.split(";")):  # innermost last in py-spy's output
             found = _stage_of(frame)
@@ -82,7 +94,11 @@ def attribute(raw: str) -> Counter[str]:
             if found is not None:
                 stage = found
                 break
-        samples[stage or "other (threads, imports, C)"] += int(count)
+        if stage is None or stage in _FALLBACK:
+            # A thread with no stage on its stack: name it by its thread (py-spy's root frame).
+            root = stack.split(";", 1)[0]
+            stage = next((name for marker, name in _THREADS if marker in root), stage)
+        samples[stage or "other (C, GIL waits)"] += int(count)
     return samples
 
 
