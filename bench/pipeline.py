@@ -308,7 +308,8 @@ def main() -> None:
         "\nConfiguration: shipped defaults (patches as configured by default: llm_resilience and memory_enhancement "
         f"on; INFO logs; worker concurrency {concurrency}), one gateway + one worker process, litellm against the "
         "LLM simulator; rate limits raised. "
-        f"Traffic: {args.users} web users x {args.per_user} messages, half in shared conversations."
+        f"Traffic: {args.users} web users x {args.per_user} messages, half in shared conversations; the 1 s LLM "
+        f"runs: {args.slow_messages} new conversations, {args.slow_parallel} requests in flight."
     )
     print(f"\n{'measure':58} {'value':>10} {'ratio':>8} {'goal':>10}")
     print(f"{'bare Celery no-op round trips/s (baseline)':58} {bare:10.1f} {1.0:8.2f}")
