@@ -6,7 +6,9 @@ Then, in the same run:
 
 - baseline: ``history()`` — a plain indexed SELECT of a conversation's last 10 turns;
 - recall (retrieval only): BM25 + vectors + recency over the query's scope, hashed query vector;
-- recall (end to end): the same with the MiniLM query embedding, as a worker runs it;
+- recall (end to end): the same with the MiniLM query embedding, as a worker runs it, one at a time
+  and then ``--in-flight`` (50) at once, as a worker with that many messages in flight asks (the goal
+  of issue 14 is the p95 of the latter);
 - remember(): one turn on the reply path (row + FTS index; the vector is computed in the background),
   against a baseline INSERT into an unindexed table on the same database.
 
@@ -25,7 +27,6 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -47,6 +48,8 @@ def sentence(rng: random.Random) -> str:
 
 
 async def fill(memory: SqlMemory, memories: int, users: int, channels: int, rng: random.Random) -> None:
+    import numpy as np  # here, not at the top: workers (imported above) sets one BLAS thread before numpy loads
+
     embedder = HashEmbedder()
     now = time.time()
     rows = []
@@ -92,12 +95,18 @@ async def fill(memory: SqlMemory, memories: int, users: int, channels: int, rng:
             await conn.execute(text(sql), chunk)
 
 
-async def timed(calls: list[Callable[[], Awaitable[object]]]) -> list[float]:
-    out = []
-    for call in calls:
-        t0 = time.perf_counter()
-        await call()
-        out.append((time.perf_counter() - t0) * 1000)
+async def timed(calls: list[Callable[[], Awaitable[object]]], in_flight: int = 1) -> list[float]:
+    """Each call's latency in ms, ``in_flight`` of them running at once (as a worker's messages do)."""
+    semaphore = asyncio.Semaphore(in_flight)
+    out: list[float] = []
+
+    async def one(call: Callable[[], Awaitable[object]]) -> None:
+        async with semaphore:
+            t0 = time.perf_counter()
+            await call()
+            out.append((time.perf_counter() - t0) * 1000)
+
+    await asyncio.gather(*(one(call) for call in calls))
     return out
 
 
@@ -134,7 +143,13 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
     memory.embedder = MiniLMEmbedder()
     await memory.embedder.embed(["warm up"])
     end_to_end = await timed([lambda q=q: memory.recall(q) for q in queries[: args.queries // 3]])
+    cpu0 = time.process_time()
+    loaded = await timed([lambda q=q: memory.recall(q) for q in queries], in_flight=args.in_flight)
+    loaded_cpu_ms = (time.process_time() - cpu0) * 1000 / len(queries)
     memory.embedder = HashEmbedder()
+    cpu0 = time.process_time()
+    loaded_hash = await timed([lambda q=q: memory.recall(q) for q in queries], in_flight=args.in_flight)
+    loaded_hash_cpu_ms = (time.process_time() - cpu0) * 1000 / len(queries)
 
     async with memory._engine.begin() as conn:
         await conn.execute(text("CREATE TABLE plain_insert (conversation_key TEXT, text TEXT, ts REAL)"))
@@ -156,6 +171,8 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
     for label, values in (
         ("recall, retrieval only (hashed query)", recall),
         ("recall, end to end (MiniLM query)", end_to_end),
+        (f"recall, MiniLM, {args.in_flight} in flight", loaded),
+        (f"recall, hashed, {args.in_flight} in flight", loaded_hash),
     ):
         print(f"{label:<42}{statistics.median(values):>9.2f}{p(values, 0.95):>9.2f}{p(values, 0.95) / base_p95:>16.2f}")
     ins_p95 = p(inserts, 0.95)
@@ -164,10 +181,15 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
         f"{'remember() on the reply path':<42}{statistics.median(remembers):>9.2f}{p(remembers, 0.95):>9.2f}"
         f"{p(remembers, 0.95) / ins_p95:>16.2f}"
     )
-    goal = p(end_to_end, 0.95)
+    goal = p(loaded, 0.95)
     print(
-        f"\ngoal: recall p95 <= 25 ms with {args.memories:,} memories -> {goal:.1f} ms end to end "
-        f"({'met' if goal <= 25 else 'NOT met'}), {p(recall, 0.95):.1f} ms retrieval only"
+        f"\ngoal: recall p95 <= 25 ms end to end (MiniLM query embedding included), {args.memories:,} memories of "
+        f"{args.users:,} users, {args.in_flight} recalls in flight -> {goal:.1f} ms ({'met' if goal <= 25 else 'NOT met'}); "
+        f"one at a time {p(end_to_end, 0.95):.1f} ms, retrieval only {p(recall, 0.95):.1f} ms"
+    )
+    print(
+        f"CPU per recall under load: {loaded_cpu_ms:.2f} ms with MiniLM, {loaded_hash_cpu_ms:.2f} ms hashed "
+        f"(so {args.in_flight} in flight on one core wait about {args.in_flight} x that for the last of them)"
     )
 
 
@@ -177,6 +199,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1_000)
     parser.add_argument("--channels", type=int, default=100)
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--in-flight", type=int, default=50)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="patchbay-memscale-") as tmp:
         asyncio.run(run(args, Path(tmp)))

@@ -14,12 +14,15 @@ from typing import TYPE_CHECKING
 
 import click
 
+from gateway.shared.blas import one_blas_thread
 from gateway.shared.files import private_umask, secure_data_dir
 from gateway.shared.logs import configure_logging
 from gateway.shared.settings import Settings, SettingsConflict
 
 if TYPE_CHECKING:
     import httpx
+# Every process this command starts, before any of them loads numpy (none of the imports above does).
+one_blas_thread()
 
 __all__ = ["cli", "main"]
 

@@ -93,6 +93,8 @@ class WorkerContext:
         self.egress = EgressLoop(settings)  # sends and records them sent off the busy main loop
         self.reaper = Reaper(self.ledger, interval_s=settings.reaper_interval_s)
         self.stack: Stack | None = None
+        # Messages of this process waiting for their turn, by conversation: a finish here wakes them at once.
+        self._turn_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._stack_lock = asyncio.Lock()
         self._background: list[asyncio.Task[None]] = []
 
@@ -121,7 +123,7 @@ class WorkerContext:
         stack = await self.ensure_stack()
         token = f"{self.worker_id}:{uuid.uuid4().hex[:8]}"
         try:
-            begun = await retry_infrastructure(lambda: self.ledger.begin(message_key, token, dispatch), "claim")
+            begun = await retry_infrastructure(lambda: self.ledger.begin_turn(message_key, token, dispatch), "claim")
         except Exception as exc:
             if not is_infrastructure_error(exc):
                 raise
@@ -197,6 +199,8 @@ class WorkerContext:
 
         Returns this attempt's number: how many times handling of this message has begun.
         """
+        if message.begun.attempt:  # begin_turn found its turn already: no second round trip
+            return message.begun.attempt
         delay = 0.005
         while True:
             attempt = await retry_infrastructure(
@@ -204,8 +208,27 @@ class WorkerContext:
             )
             if attempt:
                 return attempt
-            await asyncio.sleep(delay)
+            await self._until_finished_here(message.conversation_key, delay)
             delay = min(delay * 2, 0.1)
+
+    async def _until_finished_here(self, conversation_key: str, delay: float) -> None:
+        """Sleep ``delay``, or less if this process finishes a message of the conversation meanwhile.
+
+        Only a hint to look again: the turn script decides. A predecessor held by another process is
+        seen at the next poll, as before.
+        """
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        waiters = self._turn_waiters.setdefault(conversation_key, [])
+        waiters.append(waiter)
+        timer = loop.call_later(delay, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            waiters.remove(waiter)
+            if not waiters:
+                del self._turn_waiters[conversation_key]
 
     async def _deliver(self, message: _Message, reply: Reply, report: MessageReport, waited_s: float) -> Outcome:
         commit = await retry_infrastructure(lambda: self.ledger.commit(message.key, message.token), "commit")
@@ -268,6 +291,8 @@ class WorkerContext:
             "finish",
             give_up_after_s=600.0,
         )
+        for waiter in self._turn_waiters.get(message.conversation_key, ()):
+            _wake(waiter)
 
     async def _finish_quietly(self, message_key: str, conversation_key: str, token: str, outcome: str) -> None:
         with contextlib.suppress(Exception):
@@ -318,6 +343,11 @@ class WorkerContext:
             await self.stack.aclose()
         await self.egress.stop()
         await self.redis.aclose()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 _context: WorkerContext | None = None

@@ -12,8 +12,8 @@ in one script, and the queue only carries a pointer to it::
 - **Admission** (``admit``): dedupe on the message key, the conversation's next sequence number,
   the record with the envelope, an entry in the conversation's open set and in the reaper's index.
 - **A worker** ``begin``s (claims with a lease it renews), waits for its ``turn`` (the lowest open
-  sequence number of its conversation), ``commit``s just before egress (still the holder? nobody
-  finished it?), then ``finish``es. A copy of a message whose claim is live is left to its holder.
+  sequence number of its conversation; ``begin_turn`` claims and checks the turn once, in one
+  script), ``commit``s just before egress (still the holder? nobody finished it?), then ``finish``es. A copy of a message whose claim is live is left to its holder.
 - **The reaper** (``reap``, run by every worker every second; the script is atomic, so two reapers
   never dispatch the same entry twice) re-dispatches an unfinished message that nobody holds once
   its task has provably left the queue: a task dispatched later has started (the queue is FIFO), or
@@ -59,7 +59,7 @@ return {seq, d}
 )
 
 # KEYS: record, claim, started.  ARGV: token, lease (ms), dispatch number
-_BEGIN = """
+_CLAIM = """
 local d = tonumber(ARGV[3])
 if d > tonumber(redis.call('GET', KEYS[3]) or '0') then redis.call('SET', KEYS[3], d) end
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -69,8 +69,36 @@ if holder and holder ~= ARGV[1] then return {'busy'} end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 redis.call('HSET', KEYS[1], 'state', 'claimed')
 local f = redis.call('HMGET', KEYS[1], 'env', 'seq', 'conv', 'retries')
-return {'claimed', f[1], f[2], f[3], state, f[4]}
 """
+_BEGIN = _CLAIM + "return {'claimed', f[1], f[2], f[3], state, f[4]}"
+
+# Whether the message of sequence number ``seq`` may go: 0 while an earlier message of the conversation
+# is unfinished; else this attempt's number (attempts count handling that really began, so messages
+# that were only waiting for their turn in a killed worker do not count).
+_TURN_FUNCTION = """
+local function turn(open_key, record_key, seq, record_prefix)
+  while true do
+    local head = redis.call('ZRANGE', open_key, 0, 0, 'WITHSCORES')
+    if #head == 0 or tonumber(head[2]) >= seq then return redis.call('HINCRBY', record_key, 'attempts', 1) end
+    local state = redis.call('HGET', record_prefix .. head[1], 'state')
+    if state and state ~= 'done' then return 0 end
+    redis.call('ZREM', open_key, head[1])
+  end
+end
+"""
+
+# begin and the first turn check in one round trip (a worker's common case: nothing ahead of it).
+# KEYS: record, claim, started.  ARGV: token, lease (ms), dispatch number, record prefix,
+# conversation open key's prefix and suffix (the conversation is the record's own ``conv``).
+_BEGIN_TURN = (
+    _TURN_FUNCTION
+    + _CLAIM
+    + """
+local attempt = 0
+if f[3] and f[3] ~= '' then attempt = turn(ARGV[5] .. f[3] .. ARGV[6], KEYS[1], tonumber(f[2]), ARGV[4]) end
+return {'claimed', f[1], f[2], f[3], state, f[4], attempt}
+"""
+)
 
 # KEYS: claim, record.  ARGV: token, lease (ms)
 _RENEW = """
@@ -84,17 +112,7 @@ return 1
 """
 
 # KEYS: conversation open, record.  ARGV: sequence number, record prefix
-# Returns 0 while an earlier message is unfinished; else this attempt's number (attempts count handling
-# that really began, so messages that were only waiting for their turn in a killed worker do not count).
-_TURN = """
-while true do
-  local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  if #head == 0 or tonumber(head[2]) >= tonumber(ARGV[1]) then return redis.call('HINCRBY', KEYS[2], 'attempts', 1) end
-  local state = redis.call('HGET', ARGV[2] .. head[1], 'state')
-  if state and state ~= 'done' then return 0 end
-  redis.call('ZREM', KEYS[1], head[1])
-end
-"""
+_TURN = _TURN_FUNCTION + "return turn(KEYS[1], KEYS[2], tonumber(ARGV[1]), ARGV[2])"
 
 # KEYS: record, claim.  ARGV: token, lease (ms)
 _COMMIT = """
@@ -189,6 +207,7 @@ class Begun:
     conversation_key: str = ""
     previous_state: str = ""  # "sending": the previous holder died while sending; delivery is unknown
     retries: int = 0
+    attempt: int = 0  # from begin_turn: this attempt's number if its turn has come, else 0 (wait for it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +219,21 @@ class LedgerStats:
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value or "")
+
+
+def _begun(result: list[object]) -> Begun:
+    verdict = Claim(_text(result[0]))
+    if verdict in (Claim.BUSY, Claim.DONE):
+        return Begun(verdict)
+    return Begun(
+        verdict,
+        envelope_json=_text(result[1]),
+        seq=int(_text(result[2]) or 0),
+        conversation_key=_text(result[3]),
+        previous_state=_text(result[4]),
+        retries=int(_text(result[5]) or 0),
+        attempt=int(_text(result[6]) or 0) if len(result) > 6 else 0,
+    )
 
 
 class Ledger:
@@ -219,6 +253,7 @@ class Ledger:
         self.done_ttl_s = done_ttl_s
         self._admit = redis.register_script(_ADMIT)
         self._begin = redis.register_script(_BEGIN)
+        self._begin_turn = redis.register_script(_BEGIN_TURN)
         self._renew = redis.register_script(_RENEW)
         self._turn = redis.register_script(_TURN)
         self._commit = redis.register_script(_COMMIT)
@@ -249,17 +284,16 @@ class Ledger:
             keys=[keys.message_record(message_key), keys.claim(message_key), keys.STARTED],
             args=[token, self.lease_ms, dispatch],
         )
-        verdict = Claim(_text(result[0]))
-        if verdict in (Claim.BUSY, Claim.DONE):
-            return Begun(verdict)
-        return Begun(
-            verdict,
-            envelope_json=_text(result[1]),
-            seq=int(result[2] or 0),
-            conversation_key=_text(result[3]),
-            previous_state=_text(result[4]),
-            retries=int(result[5] or 0),
+        return _begun(result)
+
+    async def begin_turn(self, message_key: str, token: str, dispatch: int) -> Begun:
+        """``begin``, then, if claimed, the first ``turn`` check in the same script: one round trip, not two."""
+        open_prefix, open_suffix = keys.conversation_open("\x00").split("\x00")
+        result = await self._begin_turn(
+            keys=[keys.message_record(message_key), keys.claim(message_key), keys.STARTED],
+            args=[token, self.lease_ms, dispatch, keys.MESSAGE_PREFIX, open_prefix, open_suffix],
         )
+        return _begun(result)
 
     async def renew(self, message_key: str, token: str) -> bool:
         """Extend our lease (or take it back if it lapsed and nobody else took it); False if it is lost."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
 from workers.components import RecallQuery, Scope, Turn
 from workers.memory import SqlMemory
-from workers.memory.embedder import HashEmbedder
+from workers.memory.embedder import HashEmbedder, Vectors
 
 NOW = datetime.now(UTC)
 
@@ -233,3 +234,32 @@ async def test_bare_user_ids_of_an_older_version_are_qualified_once(memory: SqlM
     assert again == users
     assert await memory.forget_user("telegram:1001") == 1
     assert await texts(memory, web) == ["my locker code is 4711"]  # the web chat's 1001 is someone else
+
+
+class CountingEmbedder(HashEmbedder):
+    """The hashed embedder, counting the texts it was asked to embed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    async def embed(self, texts: list[str]) -> Vectors:
+        self.texts += texts
+        return self.embed_sync(texts)
+
+
+async def test_a_message_recalled_then_remembered_is_embedded_once(memory: SqlMemory) -> None:
+    embedder = CountingEmbedder()
+    memory.embedder = embedder
+    await memory.remember(turn("general", "my dog likes the beach", "alice", Scope.CHANNEL))
+    await memory.flush()
+    embedder.texts.clear()
+    said = "does my dog like the beach"
+    assert await texts(memory, ask("general", said, "alice", Scope.CHANNEL))
+    # No author name (the web chat's users): the stored text is the message itself.
+    await memory.remember(dataclasses.replace(turn("general", said, "alice", Scope.CHANNEL), author_name=""))
+    await memory.flush()
+    assert embedder.texts == [said], "the stored turn reuses the query's vector"
+    assert [t.text for t in await memory.history("discord:bot1:general", 5)][-1] == said
+    # The reused vector is the one the embedder gives that text: recall finds the turn by it.
+    assert said in await texts(memory, ask("general", said, "alice", Scope.CHANNEL))

@@ -99,6 +99,20 @@ async def test_turns_follow_the_sequence_and_heal_over_vanished_records(
     assert await ledger.turn("m3", "c1", 3) == 1, "a vanished predecessor never stalls its conversation"
 
 
+async def test_begin_turn_claims_and_checks_the_turn_in_one_script(ledger: Ledger) -> None:
+    for n in range(1, 3):
+        await ledger.admit(f"m{n}", "c1", f'{{"n": {n}}}')
+    first = await ledger.begin_turn("m1", "w", 1)
+    assert (first.claim, first.seq, first.conversation_key, first.attempt) == (Claim.CLAIMED, 1, "c1", 1)
+    second = await ledger.begin_turn("m2", "w", 2)
+    assert second.claim is Claim.CLAIMED and second.envelope_json == '{"n": 2}'
+    assert second.attempt == 0, "m1 is unfinished: m2 must wait for its turn"
+    assert (await ledger.begin_turn("m1", "other", 1)).claim is Claim.BUSY
+    await ledger.finish("m1", "c1", "w", "replied")
+    assert await ledger.turn("m2", "c1", 2) == 1, "waiting did not count as an attempt"
+    assert (await ledger.begin_turn("m1", "w", 1)).claim is Claim.DONE
+
+
 async def test_a_lapsed_holder_cannot_send_once_another_worker_holds_it(ledger: Ledger) -> None:
     admitted = await ledger.admit("m1", "c1", "{}")
     assert admitted is not None

@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 _EMBED_BATCH = 64
 _EMBED_LINGER_S = 0.05  # wait this long for more turns: one pass over 64 texts costs far less than 64 passes
 _MAX_QUERY_TERMS = 32
+_REUSABLE_VECTORS = 1024  # query vectors kept for the turn remembered right after (the same text, embedded once)
 _DAY = 86400.0
 
 
@@ -130,6 +132,9 @@ class SqlMemory:
         self._to_insert: list[tuple[dict[str, Any], asyncio.Future[int]]] = []
         self._inserter: asyncio.Task[None] | None = None
         self._clock = clock
+        # A message is recalled with its own text, then remembered; where the stored text is the same
+        # (no author name, e.g. the web chat), its vector is the query's: embedded once, not twice.
+        self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def _engine_options(self) -> dict[str, Any]:
         if self._is_sqlite:
@@ -301,6 +306,7 @@ class SqlMemory:
         return deleted
 
     async def _delete(self, sql: str, values: dict[str, Any]) -> int:
+        self._query_vectors.clear()  # recent message texts, kept only for reuse: none outlives a forget
         async with self._write_lock if self._is_sqlite else _NO_LOCK:
             async with self._engine.begin() as conn:
                 deleted = (await conn.execute(text(sql), values)).rowcount
@@ -355,14 +361,17 @@ class SqlMemory:
             missing = [i for i in lexical if i not in seen]
             if missing:
                 candidates += await self._rows_by_id(conn, missing, "id, ts, embedding")
-            if not candidates:
-                return []  # nothing this scope may see: no need to embed the query at all
-            query_vector = await self._query_vector(query.text)
-            ids = np.fromiter((int(r[0]) for r in candidates), dtype=np.int64, count=len(candidates))
-            timestamps = np.fromiter((float(r[1]) for r in candidates), dtype=np.float64, count=len(candidates))
-            scores = self._score(ids, timestamps, [r[2] for r in candidates], lexical, query_vector)
-            top = np.argsort(-scores, kind="stable")[: query.limit]
-            chosen = [int(ids[i]) for i in top]
+        if not candidates:
+            return []  # nothing this scope may see: no need to embed the query at all
+        # The connection goes back to the pool while the query is embedded: with 50 recalls in flight,
+        # holding it across the embedder's batch exhausted the pool (bench/memory_scale.py).
+        query_vector = await self._query_vector(query.text)
+        ids = np.fromiter((int(r[0]) for r in candidates), dtype=np.int64, count=len(candidates))
+        timestamps = np.fromiter((float(r[1]) for r in candidates), dtype=np.float64, count=len(candidates))
+        scores = self._score(ids, timestamps, [r[2] for r in candidates], lexical, query_vector)
+        top = np.argsort(-scores, kind="stable")[: query.limit]
+        chosen = [int(ids[i]) for i in top]
+        async with self._engine.connect() as conn:  # a turn forgotten meanwhile is simply not returned
             rows = {int(r.id): r._mapping for r in await self._rows_by_id(conn, chosen, self._dialect.columns)}
         return [
             Recalled(turn=_turn(rows[i]), score=float(scores[j])) for i, j in zip(chosen, top, strict=True) if i in rows
@@ -399,12 +408,16 @@ class SqlMemory:
         if not message.strip():
             return None
         try:
-            return (await self.embedder.embed([message]))[0]
+            vector = (await self.embedder.embed([message]))[0]
         except Exception:
             # Recall still answers from the lexical index and recency; the miss is counted, never hidden.
             EMBEDDING_FAILURES.labels(stage="query").inc()
             log.exception("memory: query embedding failed with %s; recall is lexical+recency only", self.embedder.name)
             return None
+        self._query_vectors[message] = vector
+        if len(self._query_vectors) > _REUSABLE_VECTORS:
+            self._query_vectors.popitem(last=False)
+        return vector
 
     async def _rows_by_id(self, conn: AsyncConnection, ids: list[int], columns: str) -> list[Any]:
         if not ids:
@@ -414,6 +427,16 @@ class SqlMemory:
         return list((await conn.execute(text(sql), {f"id{i}": v for i, v in enumerate(ids)})).all())
 
     # ------------------------------------------------------------------ background embedding
+
+    async def _turn_vectors(self, texts: list[str]) -> np.ndarray:
+        """Vectors of ``texts``: those a recall just embedded are reused, only the others are embedded."""
+        rows = [self._query_vectors.pop(text, None) for text in texts]
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            fresh = await self.embedder.embed([texts[i] for i in missing])
+            for k, i in enumerate(missing):
+                rows[i] = fresh[k]
+        return np.stack([np.asarray(row, dtype=np.float32) for row in rows])
 
     def _ensure_embedder_task(self) -> None:
         if self._embed_task is None or self._embed_task.done():
@@ -432,7 +455,7 @@ class SqlMemory:
                 except TimeoutError:
                     break
             try:
-                vectors = await self.embedder.embed([t for _, t in batch])
+                vectors = await self._turn_vectors([t for _, t in batch])
                 sql = f"UPDATE {self._dialect.turns} SET embedding = :embedding WHERE id = :id"
                 params = [
                     {"id": turn_id, "embedding": vectors[k].astype(np.float16).tobytes()}
