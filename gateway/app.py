@@ -31,6 +31,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from adapters.base import AdmitResult, Rating
 from adapters.registry import platform_health, platform_routers
 from adapters.webchat.identity import Identities
+from adapters.webchat.live_hub import LiveHub
 from adapters.webchat.replies import ReplyWaiter
 from adapters.webchat.routes import build_webchat_router
 from gateway.admission import Admitter
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, *, embedded: bool = False) -> F
     spool = Spool(settings.data_dir / "spool")
     admitter = Admitter(redis, producer(settings), guard=Guard(redis), pressure=pressure, spool=spool)
     waiter = ReplyWaiter(redis)
+    live = LiveHub(redis)  # streamed web chat replies (POST /api/chat/stream)
     state = GatewayState(
         settings=settings,
         redis=redis,
@@ -104,6 +106,7 @@ def create_app(settings: Settings | None = None, *, embedded: bool = False) -> F
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await waiter.start()
+        await live.start()
         await _start_side_tasks(state)
         url = f"http://{settings.http_host}:{settings.http_port}"
         log.info("gateway listening on %s", url)
@@ -113,6 +116,7 @@ def create_app(settings: Settings | None = None, *, embedded: bool = False) -> F
             yield
         finally:
             await _stop_side_tasks(state)
+            await live.stop()
             await waiter.stop()
             await redis.aclose()
             await state.database.dispose()
@@ -131,7 +135,12 @@ def create_app(settings: Settings | None = None, *, embedded: bool = False) -> F
     identities = Identities(secret, settings.webchat_api_keys, settings.session_cookie_secure)
     app.include_router(
         build_webchat_router(
-            state.admit, waiter, settings.reply_timeout_s, identities=identities, limits=ClientLimiter(redis)
+            state.admit,
+            waiter,
+            settings.reply_timeout_s,
+            identities=identities,
+            limits=ClientLimiter(redis),
+            live=live,
         )
     )
     for router in platform_routers():

@@ -40,6 +40,7 @@ from workers.egress import DeliveryFailed, Egress
 from workers.reaper import Reaper
 from workers.report import MessageReport, message_report
 from workers.stack import Stack, build_stack
+from workers.streaming import LiveStream, StreamingSettings, live_for, open_live
 
 __all__ = ["Outcome", "WorkerContext", "worker_context"]
 
@@ -84,6 +85,7 @@ class WorkerContext:
         )
         self.egress = Egress(self.redis, settings.effective_redis_url)
         self.reaper = Reaper(self.ledger, interval_s=settings.reaper_interval_s)
+        self.streaming = StreamingSettings()
         self.stack: Stack | None = None
         self._stack_lock = asyncio.Lock()
         self._background: list[asyncio.Task[None]] = []
@@ -165,6 +167,15 @@ class WorkerContext:
             return await self._abandon(message, attempt - 1)
         if message.begun.previous_state == "sending":
             log.warning("key=%s: the previous worker died while sending; sending again", message.key)
+        # "typing…" from here on, and the answer as it is written (the handler finds it: current_live)
+        live = await open_live(self.egress, self.ledger, message.key, message.token, message.envelope, self.streaming)
+        try:
+            return await self._handle(message, stack, waited, live)
+        finally:
+            if live is not None:
+                await live.abort()  # stops typing and updates; nothing after finish
+
+    async def _handle(self, message: _Message, stack: Stack, waited: float, live: LiveStream | None) -> Outcome:
         with (
             message_report(message.key) as report,
             call_context(
@@ -172,6 +183,7 @@ class WorkerContext:
                 conversation_key=message.envelope.conversation_key,
                 platform=message.envelope.platform,
             ),
+            live_for(live),
         ):
             try:
                 reply = await stack.handler.handle(message.envelope)
@@ -182,7 +194,7 @@ class WorkerContext:
                 log.exception("handler failed key=%s: answering with an apology", message.key)
                 report.error = repr(exc)
                 reply = Reply.answering(message.envelope, INTERNAL_ERROR_REPLY, reason="internal_error")
-            return await self._deliver(message, reply, report, waited)
+            return await self._deliver(message, reply, report, waited, live)
 
     async def _wait_turn(self, message: _Message) -> int:
         """Until every earlier message of the conversation is finished (it never gives up on an open one).
@@ -199,13 +211,18 @@ class WorkerContext:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
 
-    async def _deliver(self, message: _Message, reply: Reply, report: MessageReport, waited_s: float) -> Outcome:
+    async def _deliver(
+        self, message: _Message, reply: Reply, report: MessageReport, waited_s: float, live: LiveStream | None = None
+    ) -> Outcome:
         commit = await retry_infrastructure(lambda: self.ledger.commit(message.key, message.token), "commit")
         if commit is not Commit.OK:
             log.warning("not sending key=%s: %s (another worker answers it)", message.key, commit)
             return Outcome.DUPLICATE
         try:
-            report.reply_ids = await self.egress.deliver(reply)
+            if live is not None:  # the streamed message becomes the answer (the same platform message)
+                report.reply_ids = await self.egress.deliver_live(live, reply)
+            else:
+                report.reply_ids = await self.egress.deliver(reply)
         except DeliveryFailed as exc:
             if not exc.permanent and message.begun.retries < MAX_DELIVERY_RETRIES:
                 return await self._retry(message, exc, "delivery", exc.retry_after)

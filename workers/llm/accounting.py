@@ -6,14 +6,16 @@ Shared by the base client and the resilience layer so both record every call the
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
-from workers.components import LLMResult
+from workers.components import Delta, LLMResult
 from workers.llm.litellm_loader import load_litellm
 from workers.llm.local import LOCAL_PROVIDER
 from workers.llm.metrics import COST_UNKNOWN, LLM_CALLS, LLM_COST, LLM_TOKENS
 
-__all__ = ["EmptyCompletionError", "completion_cost_usd", "result_from_response"]
+__all__ = ["EmptyCompletionError", "completion_cost_usd", "deltas_from_stream", "result_from_response"]
 
 log = logging.getLogger(__name__)
 
@@ -72,3 +74,27 @@ def result_from_response(response: Any, model: str, latency_ms: float) -> LLMRes
         cost_usd=cost,
         latency_ms=latency_ms,
     )
+
+
+async def deltas_from_stream(
+    chunks: AsyncIterator[Any], model: str, messages: list[dict[str, Any]], started: float
+) -> AsyncIterator[Delta]:
+    """litellm's streamed chunks as ``Delta`` pieces; the last one carries the result, recorded like
+    ``result_from_response`` (tokens and cost from the rebuilt response, so streaming costs what it costs).
+
+    ``started`` is the ``time.perf_counter()`` of the request. An empty stream raises
+    ``EmptyCompletionError`` (before any piece, so a fallback can still answer instead).
+    """
+    litellm = load_litellm()
+    seen: list[Any] = []
+    async for chunk in chunks:
+        seen.append(chunk)
+        choices = getattr(chunk, "choices", None) or []
+        delta = getattr(choices[0], "delta", None) if choices else None
+        text = getattr(delta, "content", None) if delta is not None else None
+        if text:
+            yield Delta(text=str(text))
+    if not seen:
+        raise EmptyCompletionError(f"{model} streamed nothing")
+    response = litellm.stream_chunk_builder(seen, messages=messages)
+    yield Delta(result=result_from_response(response, model, (time.perf_counter() - started) * 1000))
