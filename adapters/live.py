@@ -32,10 +32,11 @@ from pydantic import AliasChoices, Field, field_validator
 
 from adapters.base import SendError
 from adapters.egress_limits import EgressLimits, RateLimitedError
+from adapters.text import PLATFORM_LIMITS, split_message
 from gateway.shared.config import PatchbaySettings
 from gateway.shared.envelope import Reply
 
-__all__ = ["STREAMING_PLATFORMS", "LiveStats", "LiveStream", "LiveTarget", "StreamingSettings"]
+__all__ = ["STREAMING_PLATFORMS", "LiveStats", "LiveStream", "LiveTarget", "StreamingSettings", "first_part"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,13 @@ class StreamingSettings(PatchbaySettings):
 
     def enabled(self, platform: str) -> bool:
         return platform in self.platforms
+
+
+def first_part(text: str, platform: str) -> str:
+    """What of ``text`` fits the platform's first message, cut where the final split will cut it."""
+    limit, measure = PLATFORM_LIMITS[platform]
+    parts = split_message(text, limit, measure=measure)
+    return parts[0] if parts else ""
 
 
 class LiveTarget(Protocol):
