@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 STREAMING_PLATFORMS = ("telegram", "discord", "slack", "webchat")
 _OFF = {"off", "none", "false", "0", "no"}
+_STOP_GRACE_S = 10.0
 
 
 class StreamingSettings(PatchbaySettings):
@@ -178,9 +179,19 @@ class LiveStream:
     async def _stop(self) -> None:
         self._closing.set()
         self._dirty.set()
+        if self._tasks:
+            self._tasks[0].cancel()  # "typing…": a call in flight is not worth waiting for
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            try:
+                # An update in flight completes first, so it cannot land after the final text; one
+                # stuck on a dead connection is given up (logged) rather than holding the answer.
+                await asyncio.wait_for(task, timeout=_STOP_GRACE_S)
+            except asyncio.CancelledError:
+                pass
+            except TimeoutError:
+                log.warning(
+                    "a live update on %s hung for %.0fs; finishing without it", self.target.platform, _STOP_GRACE_S
+                )
         self._tasks = []
 
     async def _pause(self, seconds: float) -> None:

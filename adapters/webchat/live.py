@@ -4,7 +4,8 @@ A worker may run on another machine than the gateway holding the browser's conne
 text goes the way the reply goes (``outbound``): the latest text is stored under a short TTL and
 announced on one channel; the gateway's ``LiveHub`` passes it to the page's event stream. Every
 announcement carries the *whole* text so far, so a missed one costs nothing but a moment. The
-final reply is the ordinary one (``WebchatSender``): stored, announced, and kept for an hour.
+final reply is the ordinary one (``WebchatSender``): stored, announced, and kept for an hour; the
+text so far is deleted then.
 There is nothing to resume after a worker dies: the redelivered message writes the same key.
 """
 
@@ -57,4 +58,8 @@ class WebchatLive:
         await self._announce({"text": text})
 
     async def finish(self, reply: Reply) -> list[str]:
-        return await self._sender.send(reply)
+        sent = await self._sender.send(reply)
+        # The reply is stored now: the text so far is no longer needed, and forgetting a user finds
+        # only the stored reply (its per-user index), so no copy of their words outlives it.
+        await self.redis.delete(webchat_stream(self.key))
+        return sent

@@ -59,10 +59,27 @@ def run(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
     cluster = Cluster(redis_url, Path(tmp_path_factory.mktemp("streaming")))
     try:
         with running_platforms(cluster, env, workers=1) as platforms:
-            yield Run(cluster, platforms, llm)
+            run = Run(cluster, platforms, llm)
+            _warm_up(run)
+            yield run
     finally:
         llm.stop()
         client.close()
+
+
+def _warm_up(run: Run) -> None:
+    """One answer on each platform first: a worker's first call to a platform logs its client in
+    (Telegram's getMe, Discord's /users/@me), a once-per-process cost the timed tests should not see."""
+    telegram, discord, slack = run.platforms.telegram, run.platforms.discord, run.platforms.slack
+    run.platforms.call(telegram.user_message(6099, "warm up", user_id=6099))
+    asked = run.platforms.call(discord.user_message(0, "warm up", author_id=5099, dm=True))
+    run.platforms.call(slack.user_message("D99", "warm up", user="U99", channel_type="im"))
+    for platform, chat in (("telegram", "6099"), ("discord", str(asked["channel_id"])), ("slack", "D99")):
+        wait_until(
+            lambda p=platform, c=chat: [m for m in run.persisted(p, c) if m.text == EXPECTED],
+            timeout_s=90,
+            what=f"the {platform} warm-up answer",
+        )
 
 
 def _finished(run: Run, platform: str, chat: str, done: Any) -> list[SentRecord]:
@@ -71,9 +88,14 @@ def _finished(run: Run, platform: str, chat: str, done: Any) -> list[SentRecord]
     ) and run.persisted(platform, chat)
 
 
-def _check_rate(updates: list[SentRecord]) -> None:
-    for earlier, later in itertools.pairwise(updates):
-        assert later.at - earlier.at >= EDIT_INTERVAL_S * 0.8, "updates faster than the streaming interval"
+def _check_rate(updates: list[SentRecord], window_s: float = 3.0) -> None:
+    """At most one update per interval on average, over any window: arrival times jitter by a request's
+    latency, so two can land closer than the interval they were sent apart."""
+    times = [u.at for u in updates]
+    allowed = window_s / EDIT_INTERVAL_S + 1
+    for start in times:
+        within = sum(1 for t in times if start <= t < start + window_s)
+        assert within <= allowed, f"{within} updates within {window_s:.0f} s: faster than the streaming interval"
 
 
 def _check_growing(texts: list[str], final: str) -> None:
@@ -187,3 +209,15 @@ def test_slack_streams_in_the_thread_and_stops_with_the_complete_answer(run: Run
 def test_slack_append_429_still_ends_complete(run: Run) -> None:
     _slack(run, fail_an_append=True)
     assert any(method == "chat.appendStream" for _, method, _ in run.platforms.slack.failures_served)
+
+
+def test_slack_channel_stream_names_its_reader_and_stays_in_the_thread(run: Run) -> None:
+    number = next(_numbers)
+    channel = f"C{number}"
+    event = run.platforms.call(
+        run.platforms.slack.user_message(channel, f"tell me story {number}", user=f"U{number}", mention=True)
+    )
+    sent = _finished(run, "slack", channel, lambda ms: ms and not ms[0].raw.get("streaming", True))
+    assert len(sent) == 1 and sent[0].text == EXPECTED and sent[0].thread_id == event["ts"]
+    # Outside a DM Slack streams only to a named reader: the author of the message answered.
+    assert sent[0].raw["recipient_user_id"] == f"U{number}" and sent[0].raw["recipient_team_id"]
