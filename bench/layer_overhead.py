@@ -20,7 +20,7 @@ from patches.layer import build_layer
 from patches.rollout import in_rollout
 from patches.runtime import PatchRuntime
 from patches.spec import PatchConfig, PatchSpec
-from workers.components import LLM, LLMRequest, LLMResult
+from workers.components import LLM, LLMRequest, LLMResult, StreamsWhole
 
 __all__ = ["measure_layer_overhead"]
 
@@ -28,7 +28,7 @@ _CHUNK = 1000  # calls per call context (a worker opens one per message)
 _ROUNDS = 5
 
 
-class InstantLLM:
+class InstantLLM(StreamsWhole):
     def __init__(self) -> None:
         self._result = LLMResult(text="ok", model="instant")
 

@@ -31,6 +31,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from adapters.base import AdmitResult, Rating
 from adapters.registry import platform_health, platform_routers
 from adapters.webchat.identity import Identities
+from adapters.webchat.live_hub import LiveHub
 from adapters.webchat.replies import ReplyWaiter
 from adapters.webchat.routes import build_webchat_router
 from adapters.webchat.uploads import UPLOAD_PATH, UploadPolicy
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, *, embedded: bool = False) -> F
     spool = Spool(settings.data_dir / "spool")
     admitter = Admitter(redis, producer(settings), guard=Guard(redis), pressure=pressure, spool=spool)
     waiter = ReplyWaiter(redis)
+    live = LiveHub(redis)  # streamed web chat replies (POST /api/chat/stream)
     state = GatewayState(
         settings=settings,
         redis=redis,
@@ -105,6 +107,7 @@ def create_app(settings: Settings | None = None, *, embedded: bool = False) -> F
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await waiter.start()
+        await live.start()
         await _start_side_tasks(state)
         url = f"http://{settings.http_host}:{settings.http_port}"
         log.info("gateway listening on %s", url)
@@ -114,6 +117,7 @@ def create_app(settings: Settings | None = None, *, embedded: bool = False) -> F
             yield
         finally:
             await _stop_side_tasks(state)
+            await live.stop()
             await waiter.stop()
             await redis.aclose()
             await state.database.dispose()
@@ -138,6 +142,7 @@ def create_app(settings: Settings | None = None, *, embedded: bool = False) -> F
             identities=identities,
             limits=ClientLimiter(redis),
             uploads=UploadPolicy(settings.webchat_max_image_bytes, settings.webchat_upload_ttl_s),
+            live=live,
         )
     )
     for router in platform_routers():

@@ -10,7 +10,7 @@ see the guided prompt.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -18,7 +18,7 @@ from pydantic import Field
 
 from patches.runtime import make_apply_function
 from patches.spec import PatchConfig, PatchSpec
-from workers.components import LLM, ComponentKind, EmotionReader, LLMRequest, LLMResult
+from workers.components import LLM, ComponentKind, Delta, EmotionReader, LLMRequest, LLMResult
 from workers.emotion.labels import NEUTRAL
 
 __all__ = ["DEFAULT_TONE_GUIDANCE", "SPEC", "EmotionToneConfig", "ToneGuidedLLM", "apply_emotion_tone_patch"]
@@ -40,7 +40,7 @@ class EmotionToneConfig(PatchConfig, patch="emotion_tone", default_enabled=False
 
 
 class ToneGuidedLLM:
-    """Enhances ``LLM.complete``: one tone line after the leading system messages, then the layer below."""
+    """Enhances ``LLM.complete`` and ``LLM.stream``: one tone line after the leading system messages, then the layer below."""
 
     def __init__(self, below: LLM, config: EmotionToneConfig, emotions: EmotionReader) -> None:
         self.below = below
@@ -55,17 +55,23 @@ class ToneGuidedLLM:
             return None
         return self.config.guidance.get(state.label)
 
-    async def complete(self, request: LLMRequest) -> LLMResult:
+    async def guided(self, request: LLMRequest) -> LLMRequest:
         line = await self.tone_line(request.user_id)
         if line is None:
-            return await self.below.complete(request)
+            return request
         # After the leading system messages, so the operator's system prompt still comes first.
         insert_at = 0
         while insert_at < len(request.messages) and request.messages[insert_at].get("role") == "system":
             insert_at += 1
         messages = [*request.messages[:insert_at], {"role": "system", "content": line}, *request.messages[insert_at:]]
-        guided = replace(request, messages=messages, metadata={**request.metadata, "emotion_tone": line})
-        return await self.below.complete(guided)
+        return replace(request, messages=messages, metadata={**request.metadata, "emotion_tone": line})
+
+    async def complete(self, request: LLMRequest) -> LLMResult:
+        return await self.below.complete(await self.guided(request))
+
+    async def stream(self, request: LLMRequest) -> AsyncIterator[Delta]:
+        async for delta in self.below.stream(await self.guided(request)):
+            yield delta
 
 
 def _build(below: LLM, config: EmotionToneConfig, deps: Mapping[str, Any]) -> ToneGuidedLLM:
@@ -78,7 +84,7 @@ SPEC = PatchSpec(
     interface=LLM,
     config_cls=EmotionToneConfig,
     factory=_build,
-    enhances=("complete",),
+    enhances=("complete", "stream"),
     above=("llm_resilience",),  # the tone line is part of the request the chain (and its cache) sees
     deps=("emotion",),
     description="adds the user's emotional state to the prompt as tone guidance",

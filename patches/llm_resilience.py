@@ -16,6 +16,10 @@ are the LLM component's helpers (``workers.llm.router``, ``workers.llm.cache``).
 A request that offers tools (``LLMRequest.tools``, the ``tools`` patch) goes with them to every link
 whose model can call tools (``workers.llm.capabilities``) and without them to the others, which then
 answer in plain text; an answer asking for tool calls is never cached, only finished answers are.
+``stream`` walks the same chain: a provider that fails before its first chunk moves on to the next
+one (nothing was said yet); one that breaks off after it ends the answer with what was said and a
+short note (``STREAM_NOTE``), counted in ``patchbay_llm_streams_cut_total`` and logged, because a
+second provider would start the answer over. A cached answer streams as one chunk.
 
 An LLM patch placed *below* this one runs only when the chain falls through to ``below``, i.e.
 when every provider before it failed: put a patch that must see every request above it.
@@ -26,20 +30,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from patches.runtime import make_apply_function
-from patches.spec import PatchConfig, PatchSpec
-from workers.components import LLM, ComponentKind, LLMRequest, LLMResult
-from workers.llm.accounting import result_from_response
+from patches.spec import DEFAULT_STREAM_NOTE, PatchConfig, PatchSpec
+from workers.components import LLM, ComponentKind, Delta, LLMRequest, LLMResult
+from workers.llm.accounting import deltas_from_stream, result_from_response
 from workers.llm.cache import CacheOutcome, ResponseCache
 from workers.llm.capabilities import plain_messages, supports_tools
 from workers.llm.client import LiteLLMClient
 from workers.llm.failures import Failure, backoff_s, classify, retry_after_s
 from workers.llm.local import LOCAL_PROVIDER
-from workers.llm.metrics import ALL_PROVIDERS_DOWN, LLM_CALLS
+from workers.llm.metrics import ALL_PROVIDERS_DOWN, LLM_CALLS, STREAMS_CUT
 from workers.llm.router import ProcessLocalRouter, group_name
 from workers.llm.settings import LLMSettings, ProviderConfig
 from workers.llm.trimming import context_budget, count_message_tokens, trim_to_budget
@@ -48,6 +52,7 @@ from workers.vision.parts import has_images, text_only
 
 __all__ = [
     "SPEC",
+    "STREAM_NOTE",
     "ChainLink",
     "LLMResilienceConfig",
     "ResilientLLM",
@@ -63,6 +68,7 @@ class LLMResilienceConfig(PatchConfig, patch="llm_resilience", default_enabled=T
 log = logging.getLogger(__name__)
 
 _ERROR_CHARS = 240
+STREAM_NOTE = DEFAULT_STREAM_NOTE
 
 
 @dataclass(slots=True, frozen=True)
@@ -173,7 +179,9 @@ class ResilientLLM:
             if storable and lookup is not None and lookup.outcome is CacheOutcome.MISS and lookup.key is not None:
                 await self._cache.store(lookup.key, result, user_key=request.user_id)  # type: ignore[union-attr]
             return result
-        errors_list = list(errors.values())
+        return self._apology(list(errors.values()), started)
+
+    def _apology(self, errors_list: list[str], started: float) -> LLMResult:
         ALL_PROVIDERS_DOWN.inc()
         log.error("every LLM provider failed; answering with the apology: %s", errors_list)
         return LLMResult(
@@ -261,6 +269,84 @@ class ResilientLLM:
             raise
         return result_from_response(response, link.model, (time.perf_counter() - started) * 1000)
 
+    async def stream(self, request: LLMRequest) -> AsyncIterator[Delta]:
+        started = time.perf_counter()
+        messages = self._trimmed(request)
+        lookup = None
+        if self._cache is not None:
+            lookup = await self._cache.lookup(self.chain_models, request, messages)
+            if lookup.result is not None:
+                lookup.result.latency_ms = (time.perf_counter() - started) * 1000
+                yield Delta(text=lookup.result.text, result=lookup.result)
+                return
+        errors: list[str] = []
+        for link in self.links:
+            said: list[str] = []
+            result: LLMResult | None = None
+            try:
+                async for delta in self._stream_link(link, request, messages):
+                    if delta.text:
+                        said.append(delta.text)
+                        yield Delta(text=delta.text)
+                    if delta.result is not None:
+                        result = delta.result
+            except Exception as exc:
+                errors.append(f"{link.label}: {_describe(exc)}")
+                if not said:  # nothing was said yet: the next provider answers instead
+                    log.info("LLM provider %s failed before its first chunk: %s", link.label, _describe(exc))
+                    continue
+                STREAMS_CUT.labels(provider=link.model).inc()
+                log.warning("LLM provider %s broke off mid-answer (%s); ending it with a note", link.label, errors[-1])
+                yield Delta(
+                    text=STREAM_NOTE,
+                    result=LLMResult(
+                        text="".join(said) + STREAM_NOTE,
+                        model=link.model,
+                        latency_ms=(time.perf_counter() - started) * 1000,
+                        errors=errors,
+                    ),
+                )
+                return
+            if result is None:  # a link that ended without its accounting: still an answer
+                result = LLMResult(text="".join(said), model=link.model)
+            result.errors = errors
+            result.latency_ms = (time.perf_counter() - started) * 1000
+            if errors:
+                log.warning("LLM streamed by %s after %d failed provider(s): %s", link.model, len(errors), errors)
+            if lookup is not None and lookup.outcome is CacheOutcome.MISS and lookup.key is not None and result.text:
+                await self._cache.store(lookup.key, result, user_key=request.user_id)  # type: ignore[union-attr]
+            yield Delta(result=result)
+            return
+        apology = self._apology(errors, started)
+        yield Delta(text=apology.text, result=apology)
+
+    async def _stream_link(
+        self, link: ChainLink, request: LLMRequest, messages: list[dict[str, Any]]
+    ) -> AsyncIterator[Delta]:
+        if link.direct is not None:
+            if messages is not request.messages:
+                request = _with_messages(request, messages)
+            async for delta in link.direct.stream(request):
+                yield delta
+            return
+        assert self._router is not None and link.group is not None
+        router = self._router.get()
+        started = time.perf_counter()
+        try:
+            chunks = await router.acompletion(
+                model=link.group,
+                messages=messages,
+                max_tokens=min(request.max_tokens, self.settings.max_tokens),
+                temperature=request.temperature,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            async for delta in deltas_from_stream(chunks, link.model, messages, started):
+                yield delta
+        except Exception:
+            LLM_CALLS.labels(provider=link.model, outcome="error").inc()
+            raise
+
     def _trimmed(self, request: LLMRequest) -> list[dict[str, Any]]:
         max_tokens = min(request.max_tokens, self.settings.max_tokens)
         budget = self._budgets.get(max_tokens)
@@ -321,8 +407,9 @@ SPEC = PatchSpec(
     interface=LLM,
     config_cls=LLMResilienceConfig,
     factory=_build,
-    enhances=("complete",),
+    enhances=("complete", "stream"),
     validate=_validate,
+    note_chunk=lambda note: Delta(text=note),
     description="provider fallback chain, retry with backoff, shared cooldowns, response cache, token budget",
 )
 apply_llm_resilience_patch = make_apply_function(SPEC)

@@ -8,6 +8,7 @@ slotted dataclasses: they stay inside one worker process and must be cheap to bu
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -20,6 +21,7 @@ __all__ = [
     "LLM",
     "Audio",
     "ComponentKind",
+    "Delta",
     "EmotionReader",
     "EmotionReading",
     "Handler",
@@ -29,6 +31,7 @@ __all__ = [
     "RecallQuery",
     "Recalled",
     "Scope",
+    "StreamsWhole",
     "ToolCall",
     "Turn",
     "Voice",
@@ -103,8 +106,32 @@ class LLMResult:
     tool_calls: list[ToolCall] = field(default_factory=list)  # the model asks for these instead of (or with) text
 
 
+@dataclass(slots=True)
+class Delta:
+    """One piece of a streamed answer: ``text`` to append. The last piece of a stream that finished
+    carries ``result``, the whole answer with its tokens and cost (its ``text`` is everything said)."""
+
+    text: str = ""
+    result: LLMResult | None = None
+
+
 class LLM(Protocol):
     async def complete(self, request: LLMRequest) -> LLMResult: ...
+
+    def stream(self, request: LLMRequest) -> AsyncIterator[Delta]:
+        """The same answer as ``complete``, piece by piece (docs/llm.md, "Streaming")."""
+        ...
+
+
+class StreamsWhole:
+    """``LLM.stream`` for an LLM that only completes: its whole answer as one piece.
+
+    For simple bases and test doubles; a real client streams token by token instead.
+    """
+
+    async def stream(self, request: LLMRequest) -> AsyncIterator[Delta]:
+        result = await self.complete(request)  # type: ignore[attr-defined]
+        yield Delta(text=result.text, result=result)
 
 
 # --------------------------------------------------------------------------- memory

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
 from adapters.base import Sender, SendError
+from adapters.live import LiveStream, LiveTarget, StreamingSettings
+from adapters.webchat.live import WebchatLive
 from adapters.webchat.outbound import WebchatSender
 from gateway.shared.envelope import Platform, Reply
 
@@ -29,6 +32,7 @@ class DeliveryFailed(Exception):
 
 class Egress:
     def __init__(self, redis: Redis, redis_url: str, *, attempts: int = 3) -> None:
+        self.redis = redis
         self.redis_url = redis_url
         self.attempts = attempts
         self._senders: dict[str, Sender] = {Platform.WEBCHAT.value: WebchatSender(redis)}
@@ -48,22 +52,35 @@ class Egress:
             sender = self.sender(reply.platform)
         except Exception as exc:
             raise DeliveryFailed(f"no sender for {reply.platform}: {exc}", permanent=True) from exc
+        return await self._retrying(reply, lambda: sender.send(reply))
+
+    def live_target(self, stub: Reply, resume: str, settings: StreamingSettings) -> LiveTarget | None:
+        """The platform's live view of the reply ``stub`` addresses, or None where it cannot stream."""
+        if stub.platform == Platform.WEBCHAT:
+            return WebchatLive(self.redis, stub, settings.webchat_interval_s)
+        live = getattr(self.sender(stub.platform), "live", None)
+        return live(stub, resume, settings) if live is not None else None
+
+    async def deliver_live(self, live: LiveStream, reply: Reply) -> list[str]:
+        """``deliver`` for a reply that was streamed: its final form goes to the same platform message."""
+        return await self._retrying(reply, lambda: live.finish(reply))
+
+    async def _retrying(self, reply: Reply, send: Callable[[], Awaitable[list[str]]]) -> list[str]:
         last: SendError | None = None
         for attempt in range(1, self.attempts + 1):
             try:
-                return await sender.send(reply)
+                return await send()
             except SendError as exc:
                 last = exc
                 if exc.permanent:
                     break
                 wait = exc.retry_after if exc.retry_after is not None else 0.5 * 2 ** (attempt - 1)
                 log.warning(
-                    "send failed platform=%s key=%s attempt=%d error=%s retry_in=%.2fs",
+                    "live finish failed platform=%s key=%s attempt=%d error=%s",
                     reply.platform,
                     reply.in_reply_to_key,
                     attempt,
                     exc,
-                    wait,
                 )
                 if attempt < self.attempts:
                     await asyncio.sleep(wait)

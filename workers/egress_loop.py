@@ -11,7 +11,9 @@ So sending and the ``finish`` that follows it run here, on a thread whose loop d
 the platform's answer arrives this thread needs only the GIL (released by the main thread within the
 interpreter's switch interval, 5 ms) to parse it and send ``finish``; the window shrinks to a few
 milliseconds however loaded the main loop is. Everything this loop touches is its own: the senders'
-HTTP clients and a Redis client (asyncio clients belong to one loop).
+HTTP clients and a Redis client (asyncio clients belong to one loop). A streamed reply lives here too
+(``RemoteLive``): typing, drafts and edits run on this loop, the handler only feeds it text, and its
+final form and ``finish`` follow each other here like any other reply's.
 
 The thread is a daemon: a worker that exits without ``stop`` (SIGKILL) leaves nothing to join.
 """
@@ -25,15 +27,17 @@ from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from gateway.shared.envelope import Reply
+from adapters.live import LiveStream, StreamingSettings
+from gateway.shared.envelope import Envelope, Reply
 from gateway.shared.infra import retry_infrastructure
 from gateway.shared.ledger import Ledger
 from gateway.shared.queue import QUEUE
 from gateway.shared.redis_urls import redis_client
 from gateway.shared.settings import Settings
 from workers.egress import Egress
+from workers.streaming import open_live
 
-__all__ = ["EgressLoop"]
+__all__ = ["EgressLoop", "FinishAfterSend", "RemoteLive"]
 
 log = logging.getLogger(__name__)
 
@@ -74,16 +78,30 @@ class EgressLoop:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         return asyncio.wrap_future(future)
 
-    async def deliver(self, reply: Reply, finish: FinishAfterSend | None = None) -> list[str]:
-        """Send ``reply``; once the platform has it, ``finish`` runs at once on this loop, retried while Redis is away.
+    async def deliver(
+        self, reply: Reply, finish: FinishAfterSend | None = None, *, live: RemoteLive | None = None
+    ) -> list[str]:
+        """Send ``reply`` (into the streamed message ``live`` when there is one); once the platform has it,
+        ``finish`` runs at once on this loop, retried while Redis is away.
 
         ``DeliveryFailed`` comes back to the caller as ``Egress.deliver`` raises it; ``finish`` then never ran.
         """
-        return await self._submit(self._deliver(reply, finish))
+        return await self._submit(self._deliver(reply, finish, live))
 
-    async def _deliver(self, reply: Reply, finish: FinishAfterSend | None) -> list[str]:
+    async def open_live(
+        self, message_key: str, token: str, envelope: Envelope, settings: StreamingSettings
+    ) -> RemoteLive | None:
+        """The live view of this message's reply, running on this loop; None where it does not stream."""
         assert self._egress is not None and self._ledger is not None
-        ids = await self._egress.deliver(reply)
+        live = await self._submit(open_live(self._egress, self._ledger, message_key, token, envelope, settings))
+        return RemoteLive(self, live) if live is not None else None
+
+    async def _deliver(self, reply: Reply, finish: FinishAfterSend | None, live: RemoteLive | None) -> list[str]:
+        assert self._egress is not None and self._ledger is not None
+        if live is not None:
+            ids = await self._egress.deliver_live(live.stream, reply)
+        else:
+            ids = await self._egress.deliver(reply)
         if finish is not None:
             ledger = self._ledger
             # After egress the reply is out: keep trying for as long as Redis is away, or it would be sent again.
@@ -105,3 +123,19 @@ class EgressLoop:
             await self._egress.aclose()
         if self._ledger is not None:
             await self._ledger.redis.aclose()
+
+
+class RemoteLive:
+    """A reply streaming on the egress loop, fed from the worker's loop (``workers.streaming.LiveView``)."""
+
+    def __init__(self, runner: EgressLoop, stream: LiveStream) -> None:
+        self._runner = runner
+        self.stream = stream  # touched only on the egress loop
+
+    def feed(self, text: str) -> None:
+        if text:
+            self._runner._loop.call_soon_threadsafe(self.stream.feed, text)
+
+    async def abort(self) -> None:
+        """Stop typing and updates without sending anything more."""
+        await self._runner._submit(self.stream.abort())

@@ -21,10 +21,12 @@ from typing import Any
 from prometheus_client import Counter
 
 from gateway.shared.envelope import Attachment, Envelope, Platform, Reply
+from patches.spec import DEFAULT_STREAM_NOTE
 from workers.components import (
     LLM,
     EmotionReader,
     LLMRequest,
+    LLMResult,
     Memory,
     Recalled,
     RecallQuery,
@@ -35,6 +37,7 @@ from workers.components import (
 )
 from workers.downloads import download
 from workers.report import current_report
+from workers.streaming import LiveView, current_live
 from workers.vision.intake import ImageIntake, Vision
 from workers.vision.parts import image_message
 from workers.voice.preferences import VoicePreferences, parse_voice_command
@@ -47,6 +50,7 @@ log = logging.getLogger(__name__)
 DEGRADED = Counter("patchbay_handler_degraded_total", "answers given without a stage that failed", ["stage"])
 
 APOLOGY = "Sorry, I can't answer right now: my language model is unavailable. Please try again in a moment."
+STREAM_CUT_NOTE = DEFAULT_STREAM_NOTE  # the note a layer's own mid-stream failure ends with, too
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,8 +214,9 @@ class ChatHandler:
         reason: str | None = None
         if report is not None:
             report.ts_llm_start = time.time()
+        live = current_live()
         try:
-            result = await self.llm.complete(request)
+            result = await (self._streamed(request, live) if live is not None else self.llm.complete(request))
             text = result.text.strip() or "…"
             if result.degraded:
                 reason = "all_providers_down"
@@ -241,6 +246,32 @@ class ChatHandler:
             if intake is not None and intake.note:
                 text = f"{intake.note}\n\n{text}"
         return Reply.answering(envelope, text, reason=reason)
+
+    async def _streamed(self, request: LLMRequest, live: LiveView) -> LLMResult:
+        """``LLM.stream``, each piece shown as it arrives; the result of the whole answer.
+
+        A stream that breaks after its first piece ends with what was said and a note (a second
+        attempt would say it again); one that breaks before raises, as ``complete`` would.
+        """
+        said: list[str] = []
+        result: LLMResult | None = None
+        try:
+            async for delta in self.llm.stream(request):
+                if delta.text:
+                    said.append(delta.text)
+                    live.feed(delta.text)
+                if delta.result is not None:
+                    result = delta.result
+        except Exception as exc:
+            if not said:
+                raise
+            log.warning("llm stream broke off mid-answer error=%r: ending it with a note", exc)
+            DEGRADED.labels("llm_stream").inc()
+            live.feed(STREAM_CUT_NOTE)
+            return LLMResult(text="".join(said) + STREAM_CUT_NOTE, model="", errors=[repr(exc)])
+        if result is None:  # ended without its accounting (a layer's note after a cut): what was said
+            return LLMResult(text="".join(said), model="")
+        return result
 
     def _prompt(
         self, envelope: Envelope, history: list[Turn], recalled: list[Recalled], intake: ImageIntake | None = None

@@ -38,10 +38,11 @@ from gateway.shared.settings import Settings
 from patches.context import call_context, current_trace
 from patches.layer import OUTSIDE_ROLLOUT
 from workers.egress import DeliveryFailed
-from workers.egress_loop import EgressLoop, FinishAfterSend
+from workers.egress_loop import EgressLoop, FinishAfterSend, RemoteLive
 from workers.reaper import Reaper
 from workers.report import MessageReport, message_report
 from workers.stack import Stack, build_stack
+from workers.streaming import StreamingSettings, live_for
 
 __all__ = ["Outcome", "WorkerContext", "worker_context"]
 
@@ -92,6 +93,7 @@ class WorkerContext:
         )
         self.egress = EgressLoop(settings)  # sends and records them sent off the busy main loop
         self.reaper = Reaper(self.ledger, interval_s=settings.reaper_interval_s)
+        self.streaming = StreamingSettings()
         self.stack: Stack | None = None
         # Messages of this process waiting for their turn, by conversation: a finish here wakes them at once.
         self._turn_waiters: dict[str, list[asyncio.Future[None]]] = {}
@@ -175,6 +177,15 @@ class WorkerContext:
             return await self._abandon(message, attempt - 1)
         if message.begun.previous_state == "sending":
             log.warning("key=%s: the previous worker died while sending; sending again", message.key)
+        # "typing…" from here on, and the answer as it is written (the handler finds it: current_live)
+        live = await self.egress.open_live(message.key, message.token, message.envelope, self.streaming)
+        try:
+            return await self._handle(message, stack, waited, live)
+        finally:
+            if live is not None:
+                await live.abort()  # stops typing and updates; nothing after finish
+
+    async def _handle(self, message: _Message, stack: Stack, waited: float, live: RemoteLive | None) -> Outcome:
         with (
             message_report(message.key) as report,
             call_context(
@@ -182,6 +193,7 @@ class WorkerContext:
                 conversation_key=message.envelope.conversation_key,
                 platform=message.envelope.platform,
             ),
+            live_for(live),
         ):
             try:
                 reply = await stack.handler.handle(message.envelope)
@@ -192,7 +204,7 @@ class WorkerContext:
                 log.exception("handler failed key=%s: answering with an apology", message.key)
                 report.error = repr(exc)
                 reply = Reply.answering(message.envelope, INTERNAL_ERROR_REPLY, reason="internal_error")
-            return await self._deliver(message, reply, report, waited)
+            return await self._deliver(message, reply, report, waited, live)
 
     async def _wait_turn(self, message: _Message) -> int:
         """Until every earlier message of the conversation is finished (it never gives up on an open one).
@@ -230,13 +242,17 @@ class WorkerContext:
             if not waiters:
                 del self._turn_waiters[conversation_key]
 
-    async def _deliver(self, message: _Message, reply: Reply, report: MessageReport, waited_s: float) -> Outcome:
+    async def _deliver(
+        self, message: _Message, reply: Reply, report: MessageReport, waited_s: float, live: RemoteLive | None = None
+    ) -> Outcome:
         commit = await retry_infrastructure(lambda: self.ledger.commit(message.key, message.token), "commit")
         if commit is not Commit.OK:
             log.warning("not sending key=%s: %s (another worker answers it)", message.key, commit)
             return Outcome.DUPLICATE
         try:
-            report.reply_ids = await self.egress.deliver(reply, self._finisher(message, "replied"))
+            # A streamed reply becomes the answer in the same platform message; either way it is sent, and
+            # recorded sent, on the egress loop.
+            report.reply_ids = await self.egress.deliver(reply, self._finisher(message, "replied"), live=live)
         except DeliveryFailed as exc:
             if not exc.permanent and message.begun.retries < MAX_DELIVERY_RETRIES:
                 return await self._retry(message, exc, "delivery", exc.retry_after)

@@ -22,6 +22,7 @@ from discord.http import HTTPClient, handle_message_parameters
 from adapters.base import SendError
 from adapters.discord.settings import DiscordSettings
 from adapters.egress_limits import EgressLimits, RateLimitedError
+from adapters.live import LiveTarget, StreamingSettings
 from adapters.text import PLATFORM_LIMITS, split_message
 from gateway.shared.envelope import Attachment, Reply
 
@@ -72,6 +73,19 @@ class DiscordSender:
         match = _CHANNEL_IN_PATH.search(params.url.path)
         chat = None if whole or match is None else match.group(1)
         await self._limits.pause("discord", retry_after, chat_id=chat)
+
+    @property
+    def limits(self) -> EgressLimits:
+        return self._limits
+
+    async def http(self) -> HTTPClient:
+        return await self._client()
+
+    def live(self, stub: Reply, resume: str, settings: StreamingSettings) -> LiveTarget:
+        """The streamed view of the reply ``stub`` addresses (``adapters.discord.live``)."""
+        from adapters.discord.live import DiscordLive
+
+        return DiscordLive(self, stub, resume, settings.edit_interval_s)
 
     async def send(self, reply: Reply) -> list[str]:
         http = await self._client()

@@ -3,7 +3,8 @@ sent, injected failures, and the ``/_sim`` control routes.
 
 Control API (JSON), the same on every simulator:
 
-- ``GET  /_sim/sent``          everything the bot sent, oldest first;
+- ``GET  /_sim/sent``          everything the bot sent, oldest first (edits and streams update their entry);
+- ``GET  /_sim/activity``      every typing, draft, edit and stream call, oldest first, with its time;
 - ``POST /_sim/fail``          ``{"count": 1, "status": 429, "retry_after": 1.0}``: the next ``count``
   bot requests (of ``method`` only, when given) fail with that status in the platform's shape;
 - ``POST /_sim/user_message``  a *user* message into the platform (fields per simulator).
@@ -61,6 +62,7 @@ class SimServer:
         self.host = host
         self.port = port
         self.sent: list[SentRecord] = []
+        self.activity: list[SentRecord] = []  # typing, drafts, edits, stream appends: what streaming did
         self.requests: list[tuple[str, str]] = []  # (method, path) of every bot request, for debugging
         self._failures: list[Failure] = []
         self.failures_served: list[tuple[float, str, Failure]] = []  # (time, method, failure) as answered
@@ -69,6 +71,7 @@ class SimServer:
         self._sent_changed = asyncio.Condition()
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         self.app.router.add_get("/_sim/sent", self._get_sent)
+        self.app.router.add_get("/_sim/activity", self._get_activity)
         self.app.router.add_post("/_sim/fail", self._post_fail)
         self.app.router.add_post("/_sim/user_message", self._post_user_message)
 
@@ -121,6 +124,13 @@ class SimServer:
             self._sent_changed.notify_all()
         return item
 
+    def record_activity(self, item: SentRecord) -> SentRecord:
+        self.activity.append(item)
+        return item
+
+    def find_sent(self, chat_id: str, message_id: str) -> SentRecord | None:
+        return next((m for m in self.sent if m.chat_id == chat_id and m.message_id == message_id), None)
+
     async def wait_sent(
         self, predicate: Callable[[list[SentRecord]], bool], within_s: float = 20.0
     ) -> list[SentRecord]:
@@ -162,6 +172,9 @@ class SimServer:
 
     async def _get_sent(self, request: web.Request) -> web.Response:
         return web.json_response([item.to_json() for item in self.sent])
+
+    async def _get_activity(self, request: web.Request) -> web.Response:
+        return web.json_response([item.to_json() for item in self.activity])
 
     async def _post_fail(self, request: web.Request) -> web.Response:
         body = await request.json()

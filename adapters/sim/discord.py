@@ -10,6 +10,11 @@ heartbeat/ACK, IDENTIFY (token checked: close 4004; intents recorded), READY, GU
 MESSAGE_CREATE for each user message; RESUME is answered with INVALID_SESSION so the client
 identifies afresh. Frames are uncompressed JSON text.
 
+Streaming: ``POST /channels/{id}/typing`` and ``PATCH /channels/{id}/messages/{id}`` (the edit updates the
+message's entry in ``sent``) are recorded in ``activity`` with their times; a message created with a
+``nonce`` and ``enforce_nonce`` that the channel saw before returns the earlier message, as Discord does.
+Inject failures with the methods ``typing`` and ``edit_message``.
+
 ``POST /_sim/user_message`` body: ``{"channel_id": "810", "content": "hi", "author_id": "501", "author": "alice",
 "dm": false, "thread_id": null, "mention": false, "reply_to": null, "voice": false, "photo": false}`` (``photo``: a sample 1600x1200 JPEG, served from the simulator's file host).
 
@@ -103,12 +108,15 @@ class DiscordSimulator(SimServer):
         self.attachments: dict[str, bytes] = {}
         self.attachment_types: dict[str, str] = {}
         self.message_authors: dict[str, str] = {}  # message id -> author id, for MESSAGE_REACTION_ADD
+        self.nonces: dict[tuple[str, str], str] = {}  # (channel, nonce) -> message id
         self._snowflake = 1
         self.app.router.add_get("/api/v10/users/@me", self._me)
         self.app.router.add_get("/api/v10/oauth2/applications/@me", self._application)
         self.app.router.add_get("/api/v10/gateway", self._gateway_url)
         self.app.router.add_get("/api/v10/gateway/bot", self._gateway_url)
         self.app.router.add_post("/api/v10/channels/{channel_id}/messages", self._create_message)
+        self.app.router.add_patch("/api/v10/channels/{channel_id}/messages/{message_id}", self._edit_message)
+        self.app.router.add_post("/api/v10/channels/{channel_id}/typing", self._typing)
         self.app.router.add_get("/attachments/{attachment_id}/{filename}", self._attachment)
         self.app.router.add_get("/gateway", self._gateway)
         self.app.router.add_post("/_sim/user_reaction", self._post_user_reaction)
@@ -171,20 +179,63 @@ class DiscordSimulator(SimServer):
     async def _gateway_url(self, request: web.Request) -> web.Response:
         return _json({"url": self.gateway_url, "shards": 1})
 
+    def _failed(self, method: str) -> web.Response | None:
+        failure = self.take_failure(method)
+        if failure is None:
+            return None
+        if failure.status == 429:
+            retry = float(failure.retry_after or 1.0)
+            body = {"message": "You are being rate limited.", "retry_after": retry, "global": False}
+            headers = {"Via": "1.1 google", "Retry-After": str(retry), "X-RateLimit-Scope": "user"}
+            return _json(body, status=429, headers=headers)
+        return _json({"message": "Internal Server Error", "code": 0}, status=failure.status)
+
+    async def _typing(self, request: web.Request) -> web.Response:
+        channel_id = request.match_info["channel_id"]
+        if not self._authorised(request):
+            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
+        failed = self._failed("typing")
+        if failed is not None:
+            return failed
+        self.record_activity(SentRecord("typing", channel_id))
+        return web.Response(status=204)
+
+    async def _edit_message(self, request: web.Request) -> web.Response:
+        channel_id, message_id = request.match_info["channel_id"], request.match_info["message_id"]
+        self.requests.append(("PATCH", f"/channels/{channel_id}/messages/{message_id}"))
+        if not self._authorised(request):
+            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
+        failed = self._failed("edit_message")
+        if failed is not None:
+            self.record_activity(SentRecord("edit_message", channel_id, message_id=message_id, raw={"failed": True}))
+            return failed
+        payload, _ = await self._payload(request)
+        message = self.find_sent(channel_id, message_id)
+        if message is None or self.message_authors.get(message_id) != str(self.bot_user["id"]):
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        content = str(payload.get("content") or "")
+        if len(content) > 2000:
+            return _json({"message": "Invalid Form Body", "code": 50035}, status=400)
+        message.text = content
+        message.raw = {**message.raw, "edited": True}
+        self.record_activity(SentRecord("edit_message", channel_id, content, message_id=message_id))
+        return _json({**self._message(message_id, channel_id, content, self.bot_user), "edited_timestamp": _now()})
+
     async def _create_message(self, request: web.Request) -> web.Response:
         channel_id = request.match_info["channel_id"]
         self.requests.append(("POST", f"/channels/{channel_id}/messages"))
         if not self._authorised(request):
             return _json({"message": "401: Unauthorized", "code": 0}, status=401)
-        failure = self.take_failure("create_message")
-        if failure is not None:
-            if failure.status == 429:
-                retry = float(failure.retry_after or 1.0)
-                body = {"message": "You are being rate limited.", "retry_after": retry, "global": False}
-                headers = {"Via": "1.1 google", "Retry-After": str(retry), "X-RateLimit-Scope": "user"}
-                return _json(body, status=429, headers=headers)
-            return _json({"message": "Internal Server Error", "code": 0}, status=failure.status)
+        failed = self._failed("create_message")
+        if failed is not None:
+            return failed
         payload, files = await self._payload(request)
+        nonce = payload.get("nonce")
+        if nonce is not None and payload.get("enforce_nonce") and (channel_id, str(nonce)) in self.nonces:
+            earlier = self.find_sent(channel_id, self.nonces[(channel_id, str(nonce))])
+            if earlier is not None:  # Discord answers a repeated nonce with the message it already created
+                self.record_activity(SentRecord("create_message", channel_id, earlier.text, raw={"nonce_seen": nonce}))
+                return _json(self._message(earlier.message_id, channel_id, earlier.text, self.bot_user))
         known = {str(c) for c in self.channels} | {str(t) for t in self.threads}
         if channel_id not in known and not channel_id.startswith("7"):  # 7...: DM channels
             return _json({"message": "Unknown Channel", "code": 10003}, status=404)
@@ -195,6 +246,8 @@ class DiscordSimulator(SimServer):
             return _json({"message": "Cannot send an empty message", "code": 50006}, status=400)
         message_id = self.snowflake()
         self.message_authors[message_id] = str(self.bot_user["id"])
+        if nonce is not None:
+            self.nonces[(channel_id, str(nonce))] = message_id
         reference = payload.get("message_reference") or {}
         await self.record(
             SentRecord(

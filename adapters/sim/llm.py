@@ -6,6 +6,10 @@ A message's ``content`` may be a list of OpenAI content parts: every image part 
 decoded and recorded (``images`` in ``/_stats``: type, bytes, width, height), and the reply names each
 image's size (``[image 640x480]``). With ``vision=false`` it refuses images as a text-only model's API
 does (400).
+Streaming replies come word by word, ``token_delay_ms`` apart, after ``latency_ms`` (the time to the
+first token); ``stream_fail_next`` streams fail on purpose, ``stream_fail_at`` tokens in (0 = before
+the first token: a 500 answer; more = the connection drops mid-answer). ``/_stats`` keeps each
+stream's wall-clock start, first and last token (``streams``), the LLM's own timings for benchmarks.
 Faults are drawn from a seeded RNG: ``500``, ``429`` (with ``Retry-After`` and an OpenAI error
 body), ``timeout`` (the request is held far longer than any client waits) and ``malformed`` (200
 with a broken JSON body). Control at run time: ``POST /_control`` (same keys as the constructor),
@@ -155,6 +159,9 @@ class SimulatorConfig:
     reply_chars: int = 0  # > 0: every reply is ``long_reply(reply_chars)`` instead of ``sim_reply(messages)``
     vision: bool = True  # False: a request with an image part is refused (400), as a text-only model's is
     tool_script: list[dict[str, Any]] = field(default_factory=list)  # scripted tool calls (module docstring)
+    token_delay_ms: float = 0.0  # streaming: the wait between two tokens (50 = 20 tokens/s)
+    stream_fail_next: int = 0  # the next N streamed replies fail on purpose...
+    stream_fail_at: int = 0  # ...this many tokens in (0: before the first token, as a 500)
 
     def validate(self) -> None:
         unknown = {*self.error_kinds, self.fail_next_kind} - set(ERROR_KINDS)
@@ -164,6 +171,8 @@ class SimulatorConfig:
             raise ValueError("error_rate must be within [0, 1]")
         if self.error_rate > 0 and not self.error_kinds:
             raise ValueError("error_rate > 0 needs at least one error kind")
+        if self.token_delay_ms < 0 or self.stream_fail_next < 0 or self.stream_fail_at < 0:
+            raise ValueError("token_delay_ms, stream_fail_next and stream_fail_at must be >= 0")
         if self.reply_chars < 0:
             raise ValueError("reply_chars must be >= 0 (0 = the usual short reply)")
         for rule in self.tool_script:
@@ -183,6 +192,7 @@ class _Stats:
     recent_requests: list[dict[str, Any]] = field(default_factory=list)  # ...with the tools offered and the model
     tool_calls_requested: int = 0
     transcriptions: int = 0
+    streams: list[dict[str, float]] = field(default_factory=list)  # wall clock: start, first, last token
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -305,6 +315,14 @@ class LLMSimulator:
         del self._stats.images[:-_MAX_IMAGES]
         if parts and not self.config.vision:
             return self._error(400, "invalid_request_error", "this model does not support image input")
+        started = time.time()
+        streamed_failure = None
+        if body.get("stream") and self.config.stream_fail_next > 0:
+            self.config.stream_fail_next -= 1
+            streamed_failure = self.config.stream_fail_at
+            if streamed_failure == 0:
+                self._stats.errors["stream_before_first"] = self._stats.errors.get("stream_before_first", 0) + 1
+                return self._error(500, "server_error", "simulated failure before the first token")
         fault = self._pick_fault()
         if fault is not None:
             self._stats.errors[fault] = self._stats.errors.get(fault, 0) + 1
@@ -348,7 +366,7 @@ class LLMSimulator:
                 }
             )
         if body.get("stream"):
-            return await self._stream(request, completion_id, model, text, usage)
+            return await self._stream(request, completion_id, model, text, usage, started, streamed_failure)
         return web.json_response(
             {
                 "id": completion_id,
@@ -361,17 +379,40 @@ class LLMSimulator:
         )
 
     async def _stream(
-        self, request: web.Request, completion_id: str, model: str, text: str, usage: dict[str, int]
+        self,
+        request: web.Request,
+        completion_id: str,
+        model: str,
+        text: str,
+        usage: dict[str, int],
+        started: float,
+        fail_at: int | None,
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         base = {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
-        chunks = [
-            {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": None}]},
-            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage},
-        ]
-        for chunk in chunks:
+        timing = {"start": started, "first": 0.0, "last": 0.0}
+        self._stats.streams.append(timing)
+        del self._stats.streams[:-_MAX_REQUEST_TIMES]
+        pieces = re.findall(r"\S+\s*|\s+", text) if self.config.token_delay_ms else [text]
+        for index, piece in enumerate(pieces):
+            if index and self.config.token_delay_ms:
+                await asyncio.sleep(self.config.token_delay_ms / 1000)
+            if fail_at is not None and index == fail_at:
+                self._stats.errors["stream_cut"] = self._stats.errors.get("stream_cut", 0) + 1
+                assert request.transport is not None
+                request.transport.close()  # the connection drops mid-answer, as a crashed provider's would
+                return response
+            delta: dict[str, str] = {"content": piece}
+            if index == 0:
+                delta["role"] = "assistant"
+            chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            timing["last"] = time.time()
+            if index == 0:
+                timing["first"] = timing["last"]
+        end = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}
+        await response.write(f"data: {json.dumps(end)}\n\n".encode())
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
@@ -546,6 +587,7 @@ async def _serve_forever(simulator: LLMSimulator) -> None:
     "--error-kinds", default="500", show_default=True, help=f"comma-separated subset of {','.join(ERROR_KINDS)}"
 )
 @click.option("--retry-after", "retry_after_s", default=1, show_default=True, type=int)
+@click.option("--token-delay-ms", default=0.0, show_default=True, type=float, help="streaming: wait between tokens")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--model", default="sim-model", show_default=True)
 @click.option(
@@ -565,6 +607,7 @@ def llm_sim_command(
     error_rate: float,
     error_kinds: str,
     retry_after_s: int,
+    token_delay_ms: float,
     seed: int,
     model: str,
     reply_chars: int,
@@ -585,6 +628,7 @@ def llm_sim_command(
             error_rate=error_rate,
             error_kinds=kinds,
             retry_after_s=retry_after_s,
+            token_delay_ms=token_delay_ms,
             seed=seed,
             model=model,
             reply_chars=reply_chars,

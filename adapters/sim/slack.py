@@ -5,6 +5,11 @@ ends in ``/api/``): ``auth.test`` (form), ``chat.postMessage`` (JSON), the exter
 (``files.getUploadURLExternal``, the upload URL, ``files.completeUploadExternal``). A 429 carries an
 integer ``Retry-After`` header and ``{"ok": false, "error": "ratelimited"}``.
 
+Streaming: ``chat.startStream`` (in a thread; ``recipient_user_id`` and ``recipient_team_id`` are needed
+outside DMs), ``chat.appendStream``, ``chat.stopStream``, ``chat.update`` and ``assistant.threads.setStatus``
+(refused with ``missing_scope`` when ``assistant_status`` is off) are recorded in ``activity`` with their
+times; a streamed message is one entry in ``sent`` whose text grows, ``raw["streaming"]`` until stopped.
+
 Events: with ``events_url`` and ``signing_secret`` set, each user message is POSTed as an
 ``event_callback`` signed like Slack (``v0=HMAC_SHA256(secret, "v0:{ts}:{body}")``); without a 2xx
 within 3 s it is resent with ``X-Slack-Retry-Num``/``X-Slack-Retry-Reason``, at most 3 times, each retry
@@ -43,7 +48,15 @@ log = logging.getLogger(__name__)
 DEFAULT_SLACK_TOKEN = "xoxb-sim-slack-token"
 DEFAULT_SIGNING_SECRET = "sim-signing-secret"
 DEFAULT_APP_TOKEN = "xapp-sim-app-token"
-_SEND_METHODS = {"chat.postMessage", "files.getUploadURLExternal", "files.completeUploadExternal"}
+_SEND_METHODS = {
+    "chat.postMessage",
+    "chat.startStream",
+    "chat.appendStream",
+    "chat.stopStream",
+    "chat.update",
+    "files.getUploadURLExternal",
+    "files.completeUploadExternal",
+}
 RETRY_TIMEOUT_S = 3.0
 MAX_RETRIES = 3
 
@@ -84,6 +97,7 @@ class SlackSimulator(SimServer):
         self._uploads: dict[str, dict[str, Any]] = {}
         self._ts = 0
         self.message_authors: dict[str, str] = {}  # ts -> user id, the default ``item_user`` of a reaction
+        self.assistant_status = True  # the app has the assistant feature (assistant.threads.setStatus)
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.app.router.add_post("/api/{method}", self._api)
@@ -357,6 +371,11 @@ class SlackSimulator(SimServer):
         handler = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
+            "chat.startStream": self._start_stream,
+            "chat.appendStream": self._append_stream,
+            "chat.stopStream": self._stop_stream,
+            "chat.update": self._update,
+            "assistant.threads.setStatus": self._set_status,
             "files.getUploadURLExternal": self._get_upload_url,
             "files.completeUploadExternal": self._complete_upload,
         }.get(method)
@@ -364,6 +383,8 @@ class SlackSimulator(SimServer):
             return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
         try:
             result = await handler(params)
+        except _SlackError as exc:
+            return web.json_response({"ok": False, "error": exc.error})
         except (KeyError, ValueError) as exc:
             return web.json_response({"ok": False, "error": "invalid_arguments", "detail": str(exc)})
         return web.json_response({"ok": True, **result})
@@ -400,6 +421,67 @@ class SlackSimulator(SimServer):
         )
         message = {"type": "message", "text": text, "user": self.bot_user_id, "bot_id": self.bot_id, "ts": ts}
         return {"channel": channel, "ts": ts, "message": message}
+
+    def _streamed(self, params: dict[str, Any]) -> SentRecord:
+        message = self.find_sent(str(params["channel"]), str(params["ts"]))
+        if message is None:
+            raise _SlackError("message_not_found")
+        return message
+
+    async def _start_stream(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = str(params["channel"])
+        thread_ts = params.get("thread_ts")
+        if not thread_ts:
+            raise _SlackError("invalid_arguments")
+        if not channel.startswith("D") and not (params.get("recipient_user_id") and params.get("recipient_team_id")):
+            raise _SlackError("missing_recipient_user_id")
+        text = str(params.get("markdown_text") or "")
+        ts = self._next_ts()
+        self.message_authors[ts] = self.bot_user_id
+        record = SentRecord("chat.startStream", channel, text, str(thread_ts), str(thread_ts), message_id=ts)
+        record.raw = {**params, "streaming": True}
+        await self.record(record)
+        self.record_activity(SentRecord("chat.startStream", channel, text, str(thread_ts), message_id=ts))
+        return {"channel": channel, "ts": ts}
+
+    async def _append_stream(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._streamed(params)
+        if not message.raw.get("streaming"):
+            raise _SlackError("message_not_in_streaming_state")
+        text = str(params.get("markdown_text") or "")
+        if not text:
+            raise _SlackError("no_text")
+        message.text += text
+        self.record_activity(SentRecord("chat.appendStream", message.chat_id, text, message_id=message.message_id))
+        return {"channel": message.chat_id, "ts": message.message_id}
+
+    async def _stop_stream(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._streamed(params)
+        if not message.raw.get("streaming"):
+            raise _SlackError("message_not_in_streaming_state")
+        text = str(params.get("markdown_text") or "")
+        message.text += text
+        message.raw["streaming"] = False
+        self.record_activity(SentRecord("chat.stopStream", message.chat_id, text, message_id=message.message_id))
+        return {"channel": message.chat_id, "ts": message.message_id, "message": {"text": message.text}}
+
+    async def _update(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._streamed(params)
+        text = str(params.get("markdown_text") or params.get("text") or "")
+        if not text and not params.get("blocks"):
+            raise _SlackError("no_text")
+        message.text = text
+        self.record_activity(SentRecord("chat.update", message.chat_id, text, message_id=message.message_id))
+        return {"channel": message.chat_id, "ts": message.message_id, "text": text}
+
+    async def _set_status(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not self.assistant_status:
+            raise _SlackError("missing_scope")
+        channel, thread_ts = str(params["channel_id"]), str(params["thread_ts"])
+        self.record_activity(
+            SentRecord("assistant.threads.setStatus", channel, str(params.get("status", "")), thread_ts)
+        )
+        return {}
 
     async def _get_upload_url(self, params: dict[str, Any]) -> dict[str, Any]:
         file_id = f"F{self.next_id()}"
@@ -459,6 +541,12 @@ class SlackSimulator(SimServer):
             )
         )
         return {"files": [{"id": info["id"], "name": info["name"], "title": info["name"]} for info in infos]}
+
+
+class _SlackError(Exception):
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 async def _params(request: web.Request) -> dict[str, Any]:

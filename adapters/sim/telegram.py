@@ -8,6 +8,9 @@ Point the library at it with ``base_url=f"{sim.base_url}/bot"`` and ``base_file_
 ``POST /_sim/user_message`` body: ``{"chat_id": 42, "user_id": 7, "text": "hi", "chat_type": "private"|"group",
 "thread_id": null, "reply_to": null, "mention": false, "voice": false, "photo": false}`` (``photo``: a sample 1600x1200 JPEG, served from the simulator's file host).
 
+Streaming: ``sendChatAction`` and ``sendMessageDraft`` (private chats only, as Telegram has it: a draft
+is ephemeral and never a message) are recorded in ``activity`` with their times, not in ``sent``.
+
 ``POST /_sim/redeliver`` body: ``{"chat_id": 42, "message_id": 1001}`` (or ``{"update_id": 7}``): the update that
 carried that message is delivered again, unchanged (same ``update_id``), as Telegram does when it never saw the
 bot confirm it: webhook mode POSTs it again; polling serves it again in the next ``getUpdates``, whatever the
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TELEGRAM_TOKEN = "123456:SIM-telegram-token"
 _SEND_METHODS = {"sendMessage", "sendVoice", "sendAudio", "sendDocument", "sendPhoto"}
+_CHAT_ACTIONS = {"typing", "upload_photo", "record_voice", "upload_voice", "upload_document", "choose_sticker"}
 _FILE_FIELDS = {"sendVoice": "voice", "sendAudio": "audio", "sendDocument": "document", "sendPhoto": "photo"}
 
 
@@ -327,6 +331,31 @@ class TelegramSimulator(SimServer):
             "file_size": len(self.files[file_id]),
             "file_path": self.file_paths.get(file_id, f"voice/{file_id}.oga"),
         }
+
+    async def _m_sendChatAction(self, params: dict[str, Any], files: dict[str, _Upload]) -> Any:
+        action = str(params.get("action", ""))
+        if action not in _CHAT_ACTIONS:
+            raise _ApiError(400, "Bad Request: wrong parameter action in request")
+        thread = params.get("message_thread_id")
+        chat = str(params["chat_id"])
+        self.record_activity(SentRecord("sendChatAction", chat, action, str(thread) if thread else None))
+        return True
+
+    async def _m_sendMessageDraft(self, params: dict[str, Any], files: dict[str, _Upload]) -> Any:
+        chat_id = int(params["chat_id"])
+        draft_id = int(params.get("draft_id") or 0)
+        if chat_id < 0:
+            raise _ApiError(400, "Bad Request: message drafts can be sent to private chats only")
+        if draft_id == 0:
+            raise _ApiError(400, "Bad Request: draft_id must be non-zero")
+        text = str(params.get("text", ""))
+        if len(text.encode("utf-16-le")) // 2 > 4096:
+            raise _ApiError(400, "Bad Request: message is too long")
+        thread = params.get("message_thread_id")
+        record = SentRecord("sendMessageDraft", str(chat_id), text, str(thread) if thread else None)
+        record.message_id = str(draft_id)
+        self.record_activity(record)
+        return True
 
     async def _m_sendMessage(self, params: dict[str, Any], files: dict[str, _Upload]) -> Any:
         text = str(params.get("text", ""))

@@ -13,6 +13,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters.base import SendError
 from adapters.egress_limits import EgressLimits, RateLimitedError
+from adapters.live import LiveTarget, StreamingSettings
 from adapters.slack.mrkdwn import markdown_to_mrkdwn
 from adapters.slack.settings import SlackSettings
 from adapters.text import PLATFORM_LIMITS, split_message
@@ -61,6 +62,20 @@ class SlackSender:
             file_info = response.get("file") or {}
             sent.append(str(file_info.get("id", "")))
         return sent
+
+    @property
+    def limits(self) -> EgressLimits:
+        return self._limits
+
+    def live(self, stub: Reply, resume: str, settings: StreamingSettings) -> LiveTarget:
+        """The streamed view of the reply ``stub`` addresses (``adapters.slack.live``)."""
+        from adapters.slack.live import SlackLive
+
+        return SlackLive(self, self._client, stub, resume, settings.edit_interval_s, settings.slack_status)
+
+    async def call(self, request: Callable[[], Awaitable[AsyncSlackResponse]]) -> AsyncSlackResponse:
+        """One Web API call with this sender's error mapping (429 → ``RateLimitedError``)."""
+        return await self._call(request)
 
     async def _call(self, request: Callable[[], Awaitable[AsyncSlackResponse]]) -> AsyncSlackResponse:
         try:

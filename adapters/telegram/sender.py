@@ -12,6 +12,7 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, Re
 
 from adapters.base import SendError
 from adapters.egress_limits import EgressLimits, RateLimitedError
+from adapters.live import LiveTarget, StreamingSettings
 from adapters.telegram.settings import TelegramSettings
 from adapters.text import PLATFORM_LIMITS, split_message
 from gateway.shared.envelope import Attachment, Reply
@@ -67,6 +68,21 @@ class TelegramSender:
             message = await self._limits.call("telegram", str(chat_id), send_file, is_group=is_group)
             sent.append(str(message.message_id))
         return sent
+
+    @property
+    def limits(self) -> EgressLimits:
+        return self._limits
+
+    def live(self, stub: Reply, resume: str, settings: StreamingSettings) -> LiveTarget:
+        """The streamed view of the reply ``stub`` addresses (``adapters.telegram.live``)."""
+        from adapters.telegram.live import TelegramLive
+
+        return TelegramLive(self, self._bot, stub, settings.edit_interval_s)
+
+    async def call(self, method, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """One Bot API call with this sender's error mapping, once the bot is initialised."""
+        await self._bot_ready()
+        return await self._call(method, *args, **kwargs)
 
     async def _send_file(
         self, bot: Bot, chat_id: int, attachment: Attachment, reply_to: ReplyParameters | None, thread: int | None

@@ -1,6 +1,11 @@
 """HTTP surface of the web chat: the page, ``/api/session``, ``POST /api/upload`` (an image), ``POST /api/chat``,
 reply polling and ``/api/rating``.
 
+``POST /api/chat/stream`` takes the same body and answers the same errors as ``POST /api/chat``, but
+once the message is admitted it answers ``text/event-stream``: ``typing``, then ``text`` events (each
+the whole answer so far), then one ``reply`` event with the body ``POST /api/chat`` would have
+returned (or ``timeout``, after which the reply can be polled as usual).
+
 Every route acts for the caller ``identity`` establishes (a browser session, or a site's API key)
 and only on that caller's conversation: reading a reply, resending a message id and rating a reply
 of someone else's conversation answer 403/404 exactly as a reply that does not exist. Browser
@@ -9,14 +14,16 @@ sessions are also limited per session and per client address before admission (`
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any, Protocol
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError, RedisError
@@ -24,10 +31,11 @@ from redis.exceptions import OutOfMemoryError, RedisError
 from adapters.base import BUSY_NOTICE, Admission, Admit
 from adapters.webchat.identity import Caller, Identities, IdentityError
 from adapters.webchat.inbound import BOT_ID, ChatRequest, RatingRequest, envelope_from_chat
+from adapters.webchat.live_hub import LiveHub
 from adapters.webchat.outbound import REPLY_TTL_S, reply_key
 from adapters.webchat.replies import ReplyWaiter
 from adapters.webchat.uploads import UPLOAD_PATH, UploadPolicy, known_uploads, sniff_image, store_upload
-from gateway.shared.envelope import EnvelopeError, Reply
+from gateway.shared.envelope import Envelope, EnvelopeError, Reply
 from gateway.shared.events import emit_event
 from gateway.shared.identity import user_key
 from gateway.shared.keys import webchat_rating
@@ -45,6 +53,7 @@ _STATUS = {
 }
 _BUSY_RETRY_S = 30
 _UNAVAILABLE_RETRY_S = 2  # Redis restarting: back within seconds
+_KEEPALIVE_S = 15.0  # an SSE comment this often keeps proxies from closing a quiet stream
 _STATIC = {"webchat.js": "text/javascript; charset=utf-8", "webchat.css": "text/css; charset=utf-8"}
 
 
@@ -113,6 +122,7 @@ def build_webchat_router(
     identities: Identities,
     limits: ClientLimits,
     uploads: UploadPolicy | None = None,
+    live: LiveHub | None = None,
 ) -> APIRouter:
     uploads = uploads or UploadPolicy()
     router = APIRouter()
@@ -220,55 +230,129 @@ def build_webchat_router(
         body = {"upload_id": upload_id, "mime_type": mime, "bytes": len(data), "expires_in_s": uploads.ttl_s}
         return finish(JSONResponse(body), request, caller)
 
-    @router.post("/api/chat")
-    async def chat(body: ChatRequest, request: Request) -> Response:
+    async def admitted(
+        body: ChatRequest, request: Request, stream: asyncio.Queue[dict[str, Any]] | None = None
+    ) -> tuple[Response | None, Caller | None, Envelope | None, str]:
+        """Identity, client limits, admission: an error response, or the admitted envelope (its reply expected)."""
         try:
             caller = caller_of(request, body.user_id, create=True)
             assert caller is not None
             conversation_id = caller.conversation(body.conversation_id)
         except IdentityError as exc:
-            return _error(exc.status, exc.error, exc.detail)
+            return _error(exc.status, exc.error, exc.detail), None, None, ""
         try:
             refused = await within_limits(request, caller, "chat")
         except RedisError as exc:
             if _is_full(exc):
-                return finish(_busy("the message store is full"), request, caller)
+                return finish(_busy("the message store is full"), request, caller), caller, None, ""
             raise
         if refused is not None:
-            return finish(refused, request, caller)
+            return finish(refused, request, caller), caller, None, ""
         images = await known_uploads(redis, user_key("webchat", BOT_ID, caller.user_id), body.images)
         if images is None:
             detail = "an image id is unknown or expired: upload it again (POST /api/upload)"
-            return finish(_error(422, "unknown_image", detail), request, caller)
+            return finish(_error(422, "unknown_image", detail), request, caller), caller, None, ""
         try:
             envelope = envelope_from_chat(
                 body, user_id=caller.user_id, conversation_id=conversation_id, raw=body.model_dump(), images=images
             )
         except (EnvelopeError, ValueError) as exc:
-            return finish(_error(422, "invalid_message", str(exc)), request, caller)
+            return finish(_error(422, "invalid_message", str(exc)), request, caller), caller, None, ""
         key = envelope.dedupe_key
         waiter.expect(key)  # before admission, so an instant reply cannot slip past us
+        if stream is not None and live is not None:
+            live.listen_with(key, stream)
         result = await admit(envelope)
         if result.decision not in (Admission.QUEUED, Admission.DUPLICATE):
             waiter.forget(key)
+            if stream is not None and live is not None:
+                live.forget(key, stream)
             extra: dict[str, Any] = {"notice": result.notice, "message_id": envelope.message_id}
             if result.decision is Admission.BUSY:
                 extra["retry_after"] = _BUSY_RETRY_S
             elif result.decision is Admission.UNAVAILABLE:  # nothing stored: send the same message id again soon
                 extra["retry_after"] = _UNAVAILABLE_RETRY_S
             response = _error(_STATUS.get(result.decision, 400), str(result.decision), result.reason, **extra)
-            return finish(response, request, caller)
-        reply = await waiter.wait(key, reply_timeout_s)
+            return finish(response, request, caller), caller, None, ""
+        return None, caller, envelope, conversation_id
+
+    def timed_out(envelope: Envelope) -> JSONResponse:
+        return _error(
+            504,
+            "timeout",
+            f"no reply within {reply_timeout_s:.0f}s; the message is queued and will be answered",
+            message_id=envelope.message_id,
+            conversation_id=envelope.conversation_id,
+        )
+
+    @router.post("/api/chat")
+    async def chat(body: ChatRequest, request: Request) -> Response:
+        refused, caller, envelope, conversation_id = await admitted(body, request)
+        if refused is not None or envelope is None:
+            assert refused is not None
+            return refused
+        reply = await waiter.wait(envelope.dedupe_key, reply_timeout_s)
         if reply is None:
-            response = _error(
-                504,
-                "timeout",
-                f"no reply within {reply_timeout_s:.0f}s; the message is queued and will be answered",
-                message_id=envelope.message_id,
-                conversation_id=envelope.conversation_id,
-            )
-            return finish(response, request, caller)
+            return finish(timed_out(envelope), request, caller)
         return finish(JSONResponse(_reply_body(reply, envelope.message_id, conversation_id)), request, caller)
+
+    @router.post("/api/chat/stream")
+    async def chat_stream(body: ChatRequest, request: Request) -> Response:
+        """``POST /api/chat`` as Server-Sent Events: "typing", the text as it is written, then the reply."""
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1)
+        refused, caller, envelope, conversation_id = await admitted(body, request, queue)
+        if refused is not None or envelope is None:
+            assert refused is not None
+            return refused
+        events = _sse_events(envelope, conversation_id, queue)
+        response = StreamingResponse(
+            events, media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
+        return finish(response, request, caller)
+
+    async def _sse_events(
+        envelope: Envelope, conversation_id: str, queue: asyncio.Queue[dict[str, Any]]
+    ) -> AsyncIterator[str]:
+        key = envelope.dedupe_key
+        future = waiter.expect(key)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + reply_timeout_s
+        try:
+            stored = await waiter.fetch(key)  # a resend of a message already answered
+            if stored is not None:
+                yield _sse("reply", _reply_body(stored, envelope.message_id, conversation_id))
+                return
+            if live is not None:
+                latest = await live.latest(key)  # a page that (re)connects mid-answer starts from the text so far
+                if latest is not None and "text" in latest:
+                    yield _sse("text", {"text": latest["text"]})
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    yield _sse("timeout", json.loads(bytes(timed_out(envelope).body)))
+                    return
+                getter: asyncio.Future[Any] = asyncio.ensure_future(queue.get())
+                waiting: set[asyncio.Future[Any]] = {getter, future}
+                done, _ = await asyncio.wait(
+                    waiting, timeout=min(_KEEPALIVE_S, remaining), return_when=asyncio.FIRST_COMPLETED
+                )
+                if future in done:
+                    getter.cancel()
+                    yield _sse("reply", _reply_body(future.result(), envelope.message_id, conversation_id))
+                    return
+                if getter in done:
+                    event = getter.result()
+                    if "text" in event:
+                        yield _sse("text", {"text": event["text"]})
+                    elif event.get("typing"):
+                        yield _sse("typing", {})
+                else:
+                    getter.cancel()
+                    yield ": keepalive\n\n"
+        finally:
+            waiter.forget(key)
+            if live is not None:
+                live.forget(key, queue)
 
     @router.get("/api/chat/{conversation_id}/{message_id}")
     async def fetch_reply(conversation_id: str, message_id: str, request: Request) -> Response:
@@ -334,6 +418,10 @@ def build_webchat_router(
         return JSONResponse({"ok": True, "counted": True})
 
     return router
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
 async def _json(request: Request) -> Any:

@@ -21,6 +21,7 @@ __all__ = [
     "STARTED",
     "VOICE_PREFIX",
     "WEBCHAT_REPLY_CHANNEL",
+    "WEBCHAT_STREAM_CHANNEL",
     "WORKER_HEARTBEAT_PREFIX",
     "claim",
     "conversation_open",
@@ -33,6 +34,7 @@ __all__ = [
     "voice_user",
     "webchat_rating",
     "webchat_reply",
+    "webchat_stream",
     "webchat_upload",
     "webchat_user_replies",
 ]
@@ -46,6 +48,15 @@ WEBCHAT_REPLY_CHANNEL = "patchbay:webchat:replies"
 
 def webchat_reply(message_key: str) -> str:
     return f"patchbay:webchat:reply:{message_key}"
+
+
+# A reply being written: a worker announces its text so far here, for the gateway's streaming endpoint.
+WEBCHAT_STREAM_CHANNEL = "patchbay:webchat:stream"
+
+
+def webchat_stream(message_key: str) -> str:
+    """The latest text so far of a reply being written (a short TTL): a page that connects late starts from it."""
+    return f"patchbay:webchat:stream:{message_key}"
 
 
 def webchat_user_replies(user_key: str) -> str:

@@ -13,7 +13,11 @@ in one script, and the queue only carries a pointer to it::
   the record with the envelope, an entry in the conversation's open set and in the reaper's index.
 - **A worker** ``begin``s (claims with a lease it renews), waits for its ``turn`` (the lowest open
   sequence number of its conversation; ``begin_turn`` claims and checks the turn once, in one
-  script), ``commit``s just before egress (still the holder? nobody finished it?), then ``finish``es. A copy of a message whose claim is live is left to its holder.
+  script), ``commit``s just before egress (still the holder? nobody finished it?), then ``finish``es.
+  A copy of a message whose claim is live is left to its holder.
+- **A streamed reply** records its platform handle (``record_stream``: the message id or stream id
+  being edited) before its first visible output; a redelivered message reads it (``stream_handle``)
+  and finishes that same platform message instead of posting a second one.
 - **The reaper** (``reap``, run by every worker every second; the script is atomic, so two reapers
   never dispatch the same entry twice) re-dispatches an unfinished message that nobody holds once
   its task has provably left the queue: a task dispatched later has started (the queue is FIFO), or
@@ -152,6 +156,16 @@ return 1
 """
 )
 
+# KEYS: record, claim.  ARGV: token, stream handle. Only the holder of an unfinished message writes it.
+_RECORD_STREAM = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or state == 'done' then return 0 end
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'stream', ARGV[2])
+return 1
+"""
+
 # KEYS: ledger open, dispatched, started, the broker's queue list
 # ARGV: recheck after (ms), batch limit, record prefix, claim prefix
 _REAP = (
@@ -260,6 +274,7 @@ class Ledger:
         self._finish = redis.register_script(_FINISH)
         self._release = redis.register_script(_RELEASE)
         self._reap = redis.register_script(_REAP)
+        self._record_stream = redis.register_script(_RECORD_STREAM)
 
     @property
     def lease_s(self) -> float:
@@ -345,6 +360,18 @@ class Ledger:
                 args=[token, int(delay_s * 1000), message_key],
             )
         )
+
+    async def record_stream(self, message_key: str, token: str, handle: str) -> bool:
+        """Keep the platform handle of the reply being streamed (False: we no longer hold the message)."""
+        return bool(
+            await self._record_stream(
+                keys=[keys.message_record(message_key), keys.claim(message_key)], args=[token, handle]
+            )
+        )
+
+    async def stream_handle(self, message_key: str) -> str:
+        """The handle an earlier attempt recorded while streaming this message's reply ("" if none)."""
+        return _text(await self.redis.hget(keys.message_record(message_key), "stream"))
 
     async def reap(self, limit: int = 200) -> list[tuple[str, int]]:
         """The (message key, dispatch number) pairs to put on the queue again now."""

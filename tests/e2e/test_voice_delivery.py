@@ -148,9 +148,11 @@ def test_voice_replies_reach_telegram_discord_and_slack_as_ogg_opus(stack: Stack
     assert len(voice_notes) == 1
     texts = [r for r in _sent_to(stack, "telegram", "4242") if r.method == "sendMessage"]
     assert any("say something nice" in r.text and r.reply_to == ids["telegram"] for r in texts)
-    # Discord: the answer message carries the audio upload.
-    uploads = _with_files(_sent_to(stack, "discord", discord_channel))
-    assert len(uploads) == 1 and "say something nice" in uploads[0].text
+    # Discord: the answer (streamed: posted, then edited until complete), then the audio upload.
+    discord_sent = _sent_to(stack, "discord", discord_channel)
+    uploads = _with_files(discord_sent)
+    answers = [r for r in discord_sent if "say something nice" in r.text]
+    assert len(uploads) == 1 and answers and discord_sent.index(answers[-1]) <= discord_sent.index(uploads[0])
     # Slack: a file upload into the message's thread.
     files = [r for r in _sent_to(stack, "slack", "DVOICE") if r.method == "files.completeUploadExternal"]
     assert len(files) == 1 and files[0].thread_id == ids["slack"]

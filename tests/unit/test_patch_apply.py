@@ -13,7 +13,7 @@ from patches.layer import PatchLayer, stack_of
 from patches.runtime import PatchRuntime, make_apply_function
 from patches.spec import PatchConfig, PatchSpec
 from tests.unit.test_patch_toys import Behaviour, ToyConfig, ToyLLM, llm_spec, request
-from workers.components import LLM, ComponentKind, EmotionReading, LLMRequest, LLMResult
+from workers.components import LLM, ComponentKind, EmotionReading, LLMRequest, LLMResult, StreamsWhole
 
 
 class SyncComplete:  # what broke the wrappers this design replaces: a sync method where the interface is async
@@ -166,7 +166,7 @@ def test_conformance_checks_async_both_ways_and_required_parameters() -> None:
         async def read(self, text: str, language: str) -> EmotionReading:
             raise NotImplementedError
 
-    class ExtraOptional:
+    class ExtraOptional(StreamsWhole):
         async def complete(self, request: LLMRequest, trace: bool = False) -> LLMResult:
             raise NotImplementedError
 

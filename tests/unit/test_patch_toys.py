@@ -14,10 +14,20 @@ from typing import Any
 from patches.layer import build_layer
 from patches.runtime import PatchRuntime
 from patches.spec import PatchConfig, PatchSpec
-from workers.components import LLM, ComponentKind, LLMRequest, LLMResult, Memory, Recalled, RecallQuery, Turn
+from workers.components import (
+    LLM,
+    ComponentKind,
+    LLMRequest,
+    LLMResult,
+    Memory,
+    Recalled,
+    RecallQuery,
+    StreamsWhole,
+    Turn,
+)
 
 
-class ToyLLM:
+class ToyLLM(StreamsWhole):
     """A base LLM that always answers "base: <last message>"."""
 
     def __init__(self) -> None:
@@ -28,7 +38,7 @@ class ToyLLM:
         return LLMResult(text=f"base: {request.messages[-1]['content']}", model="toy")
 
 
-class BrokenLLM:
+class BrokenLLM(StreamsWhole):
     """A base that fails on its own: a layer above must not hide this, nor be blamed for it."""
 
     def __init__(self) -> None:

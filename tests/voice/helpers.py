@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from workers.components import Audio, EmotionReading, LLMRequest, LLMResult, VoiceStyle
+from workers.components import Audio, EmotionReading, LLMRequest, LLMResult, StreamsWhole, VoiceStyle
 
 
 class RecordingVoice:
@@ -18,7 +18,7 @@ class RecordingVoice:
         return Audio(text.encode(), "audio/wav", 0.0)
 
 
-class RecordingLLM:
+class RecordingLLM(StreamsWhole):
     def __init__(self) -> None:
         self.requests: list[LLMRequest] = []
 

@@ -6,14 +6,16 @@ Shared by the base client and the resilience layer so both record every call the
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
-from workers.components import LLMResult, ToolCall
+from workers.components import Delta, LLMResult, ToolCall
 from workers.llm.litellm_loader import load_litellm
 from workers.llm.local import LOCAL_PROVIDER
 from workers.llm.metrics import COST_UNKNOWN, LLM_CALLS, LLM_COST, LLM_TOKENS
 
-__all__ = ["EmptyCompletionError", "completion_cost_usd", "result_from_response"]
+__all__ = ["EmptyCompletionError", "completion_cost_usd", "deltas_from_stream", "result_from_response"]
 
 log = logging.getLogger(__name__)
 
@@ -89,3 +91,27 @@ def _tool_calls(message: Any) -> list[ToolCall]:
         if name:
             calls.append(ToolCall(id=str(call_id or f"call_{index}"), name=str(name), arguments=str(arguments or "{}")))
     return calls
+
+
+async def deltas_from_stream(
+    chunks: AsyncIterator[Any], model: str, messages: list[dict[str, Any]], started: float
+) -> AsyncIterator[Delta]:
+    """litellm's streamed chunks as ``Delta`` pieces; the last one carries the result, recorded like
+    ``result_from_response`` (tokens and cost from the rebuilt response, so streaming costs what it costs).
+
+    ``started`` is the ``time.perf_counter()`` of the request. An empty stream raises
+    ``EmptyCompletionError`` (before any piece, so a fallback can still answer instead).
+    """
+    litellm = load_litellm()
+    seen: list[Any] = []
+    async for chunk in chunks:
+        seen.append(chunk)
+        choices = getattr(chunk, "choices", None) or []
+        delta = getattr(choices[0], "delta", None) if choices else None
+        text = getattr(delta, "content", None) if delta is not None else None
+        if text:
+            yield Delta(text=str(text))
+    if not seen:
+        raise EmptyCompletionError(f"{model} streamed nothing")
+    response = litellm.stream_chunk_builder(seen, messages=messages)
+    yield Delta(result=result_from_response(response, model, (time.perf_counter() - started) * 1000))

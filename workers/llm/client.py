@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
 
-from workers.components import LLMRequest, LLMResult
-from workers.llm.accounting import result_from_response
+from workers.components import Delta, LLMRequest, LLMResult
+from workers.llm.accounting import deltas_from_stream, result_from_response
 from workers.llm.echo import ECHO_MODEL, EchoLLM
 from workers.llm.litellm_loader import load_litellm
 from workers.llm.metrics import LLM_CALLS
@@ -43,14 +44,8 @@ class LiteLLMClient:
         self.max_tokens = max_tokens
 
     async def complete(self, request: LLMRequest) -> LLMResult:
-        import os
-
         litellm = load_litellm()
-        extra: dict[str, object] = {}
-        if self.api_base:
-            extra["api_base"] = self.api_base
-        if self.api_key_env and os.environ.get(self.api_key_env):
-            extra["api_key"] = os.environ[self.api_key_env]
+        extra = self._extra()
         messages = request.messages
         if has_images(messages) and not link_sees_images(self.model):
             messages = text_only(messages)  # a model that cannot see gets the text (and a placeholder per image)
@@ -72,6 +67,39 @@ class LiteLLMClient:
             LLM_CALLS.labels(provider=self.model, outcome="error").inc()
             raise
         return result_from_response(response, self.model, (time.perf_counter() - started) * 1000)
+
+    def _extra(self) -> dict[str, object]:
+        import os
+
+        extra: dict[str, object] = {}
+        if self.api_base:
+            extra["api_base"] = self.api_base
+        if self.api_key_env and os.environ.get(self.api_key_env):
+            extra["api_key"] = os.environ[self.api_key_env]
+        return extra
+
+    async def stream(self, request: LLMRequest) -> AsyncIterator[Delta]:
+        """``complete`` through litellm's ``stream=True``; usage is asked for, so tokens and cost are recorded."""
+        litellm = load_litellm()
+        started = time.perf_counter()
+        try:
+            chunks = await litellm.acompletion(
+                model=self.model,
+                messages=request.messages,
+                max_tokens=min(request.max_tokens, self.max_tokens),
+                temperature=request.temperature,
+                timeout=self.timeout_s,
+                num_retries=0,
+                max_retries=0,
+                stream=True,
+                stream_options={"include_usage": True},
+                **self._extra(),
+            )
+            async for delta in deltas_from_stream(chunks, self.model, request.messages, started):
+                yield delta
+        except Exception:
+            LLM_CALLS.labels(provider=self.model, outcome="error").inc()
+            raise
 
     async def aclose(self) -> None:
         """Close litellm's pooled HTTP clients of this event loop (before the loop ends: docs/decisions.md, "The event loop")."""

@@ -4,6 +4,10 @@ It is registered as a litellm custom provider, so ``litellm.acompletion(model="l
 works like any other provider and the rest of the stack never special-cases it. The model loads
 lazily, once per process (after a worker forks, never before). llama.cpp contexts are not
 thread-safe, so generations are serialised by a lock and run in a thread to keep the event loop free.
+
+Streaming (``litellm.acompletion(..., stream=True)``) runs llama.cpp's own token stream in that
+thread and hands each piece to the event loop as it is produced; llama.cpp reports no usage when
+streaming, so the tokens are counted from the stream and the context (``Llama.n_tokens``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -105,6 +110,65 @@ class SmolLM2:
     async def agenerate(self, messages: list[dict[str, Any]], max_tokens: int, temperature: float) -> dict[str, Any]:
         return await asyncio.to_thread(self.generate, messages, max_tokens, temperature)
 
+    def stream_generate(
+        self,
+        messages: list[dict[str, Any]],
+        max_tokens: int,
+        temperature: float,
+        emit: Any,
+        stop: threading.Event,
+    ) -> dict[str, int]:
+        """Blocking: ``emit(text)`` for each generated piece until done or ``stop`` is set; returns the usage."""
+        with self._lock:
+            model = self._model()
+            pieces = 0
+            stream = model.create_chat_completion(
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stream=True,
+            )
+            for chunk in stream:
+                if stop.is_set():
+                    break
+                text = (chunk["choices"][0].get("delta") or {}).get("content")  # type: ignore[index,union-attr]
+                if text:
+                    pieces += 1
+                    emit(str(text))
+            total = int(getattr(model, "n_tokens", 0) or 0)
+            return {"prompt_tokens": max(0, total - pieces), "completion_tokens": pieces, "total_tokens": total}
+
+    async def astream(
+        self, messages: list[dict[str, Any]], max_tokens: int, temperature: float
+    ) -> AsyncIterator[str | dict[str, int]]:
+        """Each generated piece of text as it is produced, then the usage dict."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        stop = threading.Event()
+
+        def emit(text: str) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, ("text", text))
+
+        def run() -> None:
+            try:
+                usage = self.stream_generate(messages, max_tokens, temperature, emit, stop)
+            except BaseException as exc:  # handed to the event loop, which raises it to the caller
+                loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+            else:
+                loop.call_soon_threadsafe(queue.put_nowait, ("usage", usage))
+
+        threading.Thread(target=run, name="smollm2-stream", daemon=True).start()
+        try:
+            while True:
+                kind, item = await queue.get()
+                if kind == "error":
+                    raise item
+                yield item
+                if kind == "usage":
+                    return
+        finally:
+            stop.set()  # a consumer that stopped early frees the model at the next token
+
 
 def _make_handler(litellm: ModuleType) -> Any:
     from litellm import CustomLLM, ModelResponse
@@ -141,6 +205,28 @@ def _make_handler(litellm: ModuleType) -> Any:
             max_tokens, temperature = self._params(kwargs.get("optional_params") or {})
             result = await SmolLM2.shared().agenerate(messages, max_tokens, temperature)
             return self._fill(kwargs["model_response"], model, result)
+
+        async def astreaming(self, model: str, messages: list, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:  # type: ignore[override]
+            max_tokens, temperature = self._params(kwargs.get("optional_params") or {})
+            async for item in SmolLM2.shared().astream(messages, max_tokens, temperature):
+                if isinstance(item, dict):
+                    yield {
+                        "text": "",
+                        "is_finished": True,
+                        "finish_reason": "stop",
+                        "usage": item,
+                        "index": 0,
+                        "tool_use": None,
+                    }
+                else:
+                    yield {
+                        "text": item,
+                        "is_finished": False,
+                        "finish_reason": "",
+                        "usage": None,
+                        "index": 0,
+                        "tool_use": None,
+                    }
 
     return LocalSmolLM2Handler()
 

@@ -13,6 +13,7 @@ __all__ = [
     "LLM_CALLS",
     "LLM_COST",
     "LLM_TOKENS",
+    "STREAMS_CUT",
 ]
 
 CACHE_REQUESTS = Counter(
@@ -32,4 +33,9 @@ ALL_PROVIDERS_DOWN = Counter(
 )
 CONTEXT_TRIMMED = Counter(
     "patchbay_llm_context_trimmed_total", "requests whose conversation was trimmed to the token budget"
+)
+STREAMS_CUT = Counter(
+    "patchbay_llm_streams_cut_total",
+    "streamed answers a provider broke off after its first chunk (ended with what was said and a note)",
+    ["provider"],
 )

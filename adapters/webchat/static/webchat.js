@@ -42,6 +42,51 @@
     el.appendChild(meta);
   }
 
+  function finalBubble(el, body) {
+    el.className = "msg bot" + (body.reason ? " degraded" : "");
+    el.textContent = body.text;
+    el.dataset.messageId = body.message_id;
+    for (const item of body.attachments || []) {
+      if (item.mime_type.startsWith("audio/")) {
+        const audio = document.createElement("audio");
+        audio.controls = true; audio.src = item.url; audio.autoplay = true;
+        el.appendChild(audio);
+      }
+    }
+    rating(el, body.message_id);
+  }
+
+  // Reads the Server-Sent Events of one answer: each "text" event is the whole answer so far.
+  async function follow(response) {
+    const reader = response.body.getReader(), decoder = new TextDecoder();
+    let buffer = "", el = null;
+    const show = (cls, text) => {
+      if (!el) el = bubble(cls, text);
+      el.className = "msg " + cls; el.textContent = text;
+      log.scrollTop = log.scrollHeight;
+    };
+    for (;;) {
+      const {value, done} = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, {stream: true});
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, cut); buffer = buffer.slice(cut + 2);
+        let name = "message", data = "";
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event: ")) name = line.slice(7);
+          else if (line.startsWith("data: ")) data += line.slice(6);
+        }
+        if (!data) continue;
+        const body = JSON.parse(data);
+        if (name === "typing" && !el) show("bot typing", "typing");
+        else if (name === "text") show("bot streaming", body.text);
+        else if (name === "reply") { show("bot", ""); finalBubble(el, body); return; }
+        else if (name === "timeout") { if (el && el.classList.contains("typing")) el.remove(); notice(body.detail); return; }
+      }
+    }
+  }
+
   fetch("/api/session", {credentials: "same-origin"})
     .then(r => r.json())
     .then(s => { document.getElementById("who").textContent = s.user_id || ""; })
@@ -76,22 +121,14 @@
     const messageId = (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random()).replace(/[-.]/g, "");
     try {
       const images = file ? [await upload(file)] : [];
-      const response = await fetch("/api/chat", {method: "POST", headers: json, credentials: "same-origin",
+      // The streaming endpoint: "typing", then the answer as it is written, then the final reply.
+      const response = await fetch("/api/chat/stream", {method: "POST", headers: json, credentials: "same-origin",
         body: JSON.stringify({message_id: messageId, text, images, timezone: timeZone()})});
-      const body = await response.json();
       if (!response.ok) {
+        const body = await response.json();
         notice(body.notice || body.detail || ("Error " + response.status));
       } else {
-        const el = bubble("bot" + (body.reason ? " degraded" : ""), body.text);
-        el.dataset.messageId = body.message_id;
-        for (const item of body.attachments || []) {
-          if (item.mime_type.startsWith("audio/")) {
-            const audio = document.createElement("audio");
-            audio.controls = true; audio.src = item.url; audio.autoplay = true;
-            el.appendChild(audio);
-          }
-        }
-        rating(el, body.message_id);
+        await follow(response);
       }
     } catch (err) {
       notice(err instanceof TypeError ? "The gateway is unreachable: " + err : err.message);
