@@ -18,12 +18,12 @@ report, so the analytics event of the reply carries it (``tools``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from patches.runtime import make_apply_function
 from patches.spec import PatchConfig, PatchSpec
-from workers.components import LLM, ComponentKind, LLMRequest, LLMResult
+from workers.components import LLM, ComponentKind, Delta, LLMRequest, LLMResult
 from workers.llm.capabilities import supports_tools
 from workers.report import current_report
 from workers.tools.base import ToolSource, ToolsReport
@@ -78,11 +78,32 @@ class ToolCallingLLM:
             )
 
     async def complete(self, request: LLMRequest) -> LLMResult:
-        if request.tools is not None or not self.toolbox.sources:
+        offer = await self._offer(request)
+        if offer is None:
             return await self.below.complete(request)
+        return await self._loop(request, *offer)
+
+    async def stream(self, request: LLMRequest) -> AsyncIterator[Delta]:
+        """Without tools for this message, the layer below's stream; with tools, the loop's answer in one piece.
+
+        The steps of a tool loop are requests and tool calls, not words for the user: the answer exists
+        once the last step is done, so it is shown whole (the platform shows "typing…" meanwhile).
+        """
+        offer = await self._offer(request)
+        if offer is None:
+            async for delta in self.below.stream(request):
+                yield delta
+            return
+        result = await self._loop(request, *offer)
+        yield Delta(text=result.text, result=result)
+
+    async def _offer(self, request: LLMRequest) -> tuple[list[Any], Any, ToolsReport] | None:
+        """The tools this message may use, its context and its report; None when it goes straight below."""
+        if request.tools is not None or not self.toolbox.sources:
+            return None
         if not self.capable:
             NOT_OFFERED.labels(reason="model_without_tools").inc()
-            return await self.below.complete(request)
+            return None
         context = context_of(request)
         tools, unavailable = await self.toolbox.available(context)
         report = ToolsReport(offered=len(tools), unavailable=unavailable)
@@ -91,10 +112,14 @@ class ToolCallingLLM:
             message_report.tools = report.as_json()
         if not tools:
             NOT_OFFERED.labels(reason="none_available" if unavailable else "none_allowed").inc()
-            return await self.below.complete(request)
+            return None
+        return tools, context, report
+
+    async def _loop(self, request: LLMRequest, tools: list[Any], context: Any, report: ToolsReport) -> LLMResult:
         try:
             return await run_tool_loop(self.below, request, tools, self.toolbox, context, self.settings, report)
         finally:
+            message_report = current_report()
             if message_report is not None:
                 message_report.tools = report.as_json()
 
@@ -131,7 +156,7 @@ SPEC = PatchSpec(
     interface=LLM,
     config_cls=ToolsConfig,
     factory=_build,
-    enhances=("complete",),
+    enhances=("complete", "stream"),
     above=("llm_resilience",),  # every step of the loop goes through the chain, the cache and the accounting
     validate=_validate,
     description="tool calling: MCP servers and built-in tools, allow-listed, bounded in steps, time and size",

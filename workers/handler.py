@@ -216,7 +216,9 @@ class ChatHandler:
             report.ts_llm_start = time.time()
         live = current_live()
         try:
-            result = await (self._streamed(request, live) if live is not None else self.llm.complete(request))
+            # A message with images is answered whole: the chain's streaming path sends text only.
+            streams = live is not None and not (intake and intake.images)
+            result = await (self._streamed(request, live) if streams and live else self.llm.complete(request))
             text = result.text.strip() or "…"
             if result.degraded:
                 reason = "all_providers_down"
