@@ -1,0 +1,36 @@
+"""Markdown as models write it, parsed once for every platform that needs it parsed.
+
+``telegramify-markdown`` (pulldown-cmark underneath) turns Markdown into plain text plus Telegram
+``MessageEntity`` objects; the Telegram sender sends that, the Slack sender uses its plain text for
+notifications. One correction comes first: CommonMark treats ``<word ...>`` as raw HTML, which the
+converter drops, so "if a<b and c>d" would lose "b and c". Models mean those characters literally,
+so every ``<`` outside code (except an autolink such as ``<https://...>``) is escaped to ``\\<``
+before parsing; inside code spans and fenced blocks a backslash would show, so code is left alone.
+"""
+
+from __future__ import annotations
+
+import re
+
+import telegramify_markdown
+
+__all__ = ["escape_raw_html", "plain_text", "to_entities"]
+
+_CODE = re.compile(r"(^[ \t]*```.*?(?:^[ \t]*```[^\n]*$|\Z)|``[^\n]*?``|`[^`\n]*`)", re.DOTALL | re.MULTILINE)
+_TAG_OPENER = re.compile(r"<(?!(?:https?|mailto|ftp):)")
+
+
+def escape_raw_html(markdown: str) -> str:
+    """``<`` outside code becomes ``\\<``, so the parser keeps it as text instead of dropping an HTML tag."""
+    parts = _CODE.split(markdown)
+    return "".join(part if index % 2 else _TAG_OPENER.sub(r"\\<", part) for index, part in enumerate(parts))
+
+
+def to_entities(markdown: str) -> tuple[str, list[telegramify_markdown.MessageEntity]]:
+    """Plain text and its entities (offsets in UTF-16 code units)."""
+    return telegramify_markdown.convert(escape_raw_html(markdown), latex_escape=False)
+
+
+def plain_text(markdown: str) -> str:
+    """The text a reader sees, without Markdown markers."""
+    return to_entities(markdown)[0]
