@@ -10,7 +10,8 @@ repetition penalty) and with ``SAMPLING`` (what ships), and the script prints pe
 setting: completion tokens per answer (mean and max), how many answers used up the whole token
 budget, how many ended at a sentence boundary *before* the shipped trimming, how many after it,
 the share of repeated 3-grams (a loop measure), and seconds per answer; then the totals as ratios
-against the baseline. ``--candidates`` adds the other settings that were tried when choosing.
+against the baseline. Token counts repeat exactly for the same seeds; seconds follow the machine's
+load (other processes on the same cores), so compare them only within one run. ``--candidates`` adds the other settings that were tried when choosing.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def prompts(system: str) -> dict[str, Conversation]:
     }
 
 
+# Tried when choosing SAMPLING (docs/llm.md); greedy decoding (temperature 0) was tried too and answered no better.
 CANDIDATES: dict[str, Sampling] = {
     "t0.5 rp1.1": Sampling(temperature=0.5, top_p=0.9, top_k=40, repeat_penalty=1.1, max_tokens=200),
     "t0.3 rp1.2": Sampling(temperature=0.3, top_p=0.9, top_k=40, repeat_penalty=1.2, max_tokens=200),
