@@ -11,19 +11,25 @@ before parsing; inside code spans and fenced blocks a backslash would show, so c
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import telegramify_markdown
 
-__all__ = ["escape_raw_html", "plain_text", "to_entities"]
+__all__ = ["escape_raw_html", "outside_code", "plain_text", "to_entities"]
 
 _CODE = re.compile(r"(^[ \t]*```.*?(?:^[ \t]*```[^\n]*$|\Z)|``[^\n]*?``|`[^`\n]*`)", re.DOTALL | re.MULTILINE)
 _TAG_OPENER = re.compile(r"<(?!(?:https?|mailto|ftp):)")
 
 
+def outside_code(markdown: str, change: Callable[[str], str]) -> str:
+    """Apply ``change`` to the prose of ``markdown`` only: code spans and fenced blocks stay as written."""
+    parts = _CODE.split(markdown)
+    return "".join(part if index % 2 else change(part) for index, part in enumerate(parts))
+
+
 def escape_raw_html(markdown: str) -> str:
     """``<`` outside code becomes ``\\<``, so the parser keeps it as text instead of dropping an HTML tag."""
-    parts = _CODE.split(markdown)
-    return "".join(part if index % 2 else _TAG_OPENER.sub(r"\\<", part) for index, part in enumerate(parts))
+    return outside_code(markdown, lambda prose: _TAG_OPENER.sub(r"\\<", prose))
 
 
 def to_entities(markdown: str) -> tuple[str, list[telegramify_markdown.MessageEntity]]:

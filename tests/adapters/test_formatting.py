@@ -178,4 +178,14 @@ def test_angle_brackets_outside_code_are_text_not_html() -> None:
     assert part.text.startswith("if a<b and c>d, see https://e.org and x<y>")
     assert {e["type"] for e in entity_dicts(part)} == {"text_link", "code"}
     (slack,) = slack_render("keep <this> & that")
-    assert slack.text == "keep <this> & that" and slack.blocks[0]["text"] == "keep <this> & that"
+    assert slack.text == "keep &lt;this&gt; &amp; that" and slack.blocks[0]["text"] == "keep <this> & that"
+
+
+def test_an_answer_cannot_ping_a_slack_channel() -> None:
+    (part,) = slack_render("Hey <!channel> and <!here>, ask <@U123> in <#C42>; literally: `<!channel>`")
+    block = part.blocks[0]["text"]
+    assert "<!channel>" not in block.replace("`<!channel>`", "") and "<!here>" not in block
+    assert "<@U123>" not in block and "<#C42>" not in block
+    assert block.replace("\u200b", "") == "Hey <!channel> and <!here>, ask <@U123> in <#C42>; literally: `<!channel>`"
+    assert "`<!channel>`" in block, "code is left as written"
+    assert "<!" not in part.text and "<@" not in part.text, "the notification text is escaped"

@@ -123,7 +123,7 @@ async def test_reply_goes_into_the_thread_as_a_markdown_block(gateway, sender) -
     assert (record.chat_id, record.thread_id) == ("C3", envelope.message_id)
     assert record.raw["blocks"] == [{"type": "markdown", "text": answer}], "standard Markdown, nothing escaped"
     assert record.text == answer
-    assert record.raw["text"] == "This is important and a link & <more>.", "the notification text is plain"
+    assert record.raw["text"] == "This is important and a link &amp; &lt;more&gt;.", "plain, escaped as Slack asks"
 
 
 async def test_long_reply_is_split_with_fences_balanced(gateway, sender) -> None:
