@@ -9,9 +9,10 @@ prompt is answered once per seed with ``PREVIOUS_SAMPLING`` (the baseline: tempe
 repetition penalty) and with ``SAMPLING`` (what ships), and the script prints per prompt and
 setting: completion tokens per answer (mean and max), how many answers used up the whole token
 budget, how many ended at a sentence boundary *before* the shipped trimming, how many after it,
-the share of repeated 3-grams (a loop measure), and seconds per answer; then the totals as ratios
-against the baseline. Token counts repeat exactly for the same seeds; seconds follow the machine's
-load (other processes on the same cores), so compare them only within one run. ``--candidates`` adds the other settings that were tried when choosing.
+the share of repeated 3-grams (a loop measure), and wall and CPU seconds per answer; then the
+totals as ratios against the baseline. Settings take turns seed by seed. Token counts repeat
+exactly for the same seeds; wall seconds follow the machine's load (other processes on the same
+cores), CPU seconds much less so: compare either only within one run. ``--candidates`` adds the other settings that were tried when choosing.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class Figures:
     shipped_sentence_end: int = 0
     repeated: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)  # all of the process's threads: steadier under load
     samples: list[str] = field(default_factory=list)
 
     def add(self, other: Figures) -> None:
@@ -76,6 +78,7 @@ class Figures:
         self.shipped_sentence_end += other.shipped_sentence_end
         self.repeated += other.repeated
         self.seconds += other.seconds
+        self.cpu_seconds += other.cpu_seconds
 
 
 def repeated_trigrams(text: str) -> float:
@@ -87,25 +90,22 @@ def repeated_trigrams(text: str) -> float:
     return 1 - len(set(grams)) / len(grams)
 
 
-def run(model: SmolLM2, conversation: Conversation, sampling: Sampling, seeds: int) -> Figures:
-    figures = Figures()
-    for seed in range(seeds):
-        started = time.perf_counter()
-        result = model.generate(conversation, sampling.max_tokens, sampling.temperature, sampling=sampling, seed=seed)
-        figures.seconds.append(time.perf_counter() - started)
-        choice = result["choices"][0]
-        raw = str(choice["message"]["content"] or "").strip()
-        tokens = int(result["usage"]["completion_tokens"])
-        figures.tokens.append(tokens)
-        figures.at_budget += choice.get("finish_reason") == "length"
-        shipped = finish_text(
-            raw, choice.get("finish_reason")
-        )  # what the litellm provider hands on: trimmed to a sentence if the budget cut it
-        figures.raw_sentence_end += ends_at_sentence(raw)
-        figures.shipped_sentence_end += ends_at_sentence(shipped)
-        figures.repeated.append(repeated_trigrams(raw))
-        figures.samples.append(shipped)
-    return figures
+def answer(model: SmolLM2, conversation: Conversation, sampling: Sampling, seed: int, figures: Figures) -> None:
+    """One generation, added to ``figures``."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    result = model.generate(conversation, sampling.max_tokens, sampling.temperature, sampling=sampling, seed=seed)
+    figures.seconds.append(time.perf_counter() - started)
+    figures.cpu_seconds.append(time.process_time() - cpu_started)
+    choice = result["choices"][0]
+    raw = str(choice["message"]["content"] or "").strip()
+    figures.tokens.append(int(result["usage"]["completion_tokens"]))
+    figures.at_budget += choice.get("finish_reason") == "length"
+    # What the litellm provider hands on: trimmed to a sentence if the budget cut it.
+    shipped = finish_text(raw, choice.get("finish_reason"))
+    figures.raw_sentence_end += ends_at_sentence(raw)
+    figures.shipped_sentence_end += ends_at_sentence(shipped)
+    figures.repeated.append(repeated_trigrams(raw))
+    figures.samples.append(shipped)
 
 
 def row(name: str, figures: Figures, budget: int) -> str:
@@ -115,7 +115,7 @@ def row(name: str, figures: Figures, budget: int) -> str:
         f" | hit budget ({budget}) {figures.at_budget}/{n}"
         f" | sentence end raw {figures.raw_sentence_end}/{n} shipped {figures.shipped_sentence_end}/{n}"
         f" | repeated 3-grams {statistics.mean(figures.repeated):5.1%}"
-        f" | {statistics.mean(figures.seconds):5.2f} s/answer"
+        f" | {statistics.mean(figures.seconds):5.2f} s, {statistics.mean(figures.cpu_seconds):5.2f} s of CPU per answer"
     )
 
 
@@ -139,10 +139,14 @@ def main() -> None:
     totals = {name: Figures() for name in settings}
     for prompt_name, conversation in prompts(system).items():
         print(f"\n{prompt_name}: {conversation[-1]['content']!r}")
-        for name, sampling in settings.items():
-            figures = run(model, conversation, sampling, args.seeds)
+        per_prompt = {name: Figures() for name in settings}
+        # Settings take turns seed by seed, so a burst of load on the machine falls on all of them alike.
+        for seed in range(args.seeds):
+            for name, sampling in settings.items():
+                answer(model, conversation, sampling, seed, per_prompt[name])
+        for name, figures in per_prompt.items():
             totals[name].add(figures)
-            print(row(name, figures, sampling.max_tokens))
+            print(row(name, figures, settings[name].max_tokens))
             if args.show:
                 print(f"      {figures.samples[0][:300]!r}")
     print("\ntotals")
@@ -153,7 +157,8 @@ def main() -> None:
     print(
         "\nshipped vs previous:"
         f" tokens per answer x{statistics.mean(shipped.tokens) / statistics.mean(base.tokens):.2f},"
-        f" time per answer x{statistics.mean(shipped.seconds) / statistics.mean(base.seconds):.2f},"
+        f" time per answer x{statistics.mean(shipped.seconds) / statistics.mean(base.seconds):.2f}"
+        f" (CPU x{statistics.mean(shipped.cpu_seconds) / statistics.mean(base.cpu_seconds):.2f}),"
         f" answers at the budget {shipped.at_budget} vs {base.at_budget},"
         f" raw sentence ends {shipped.raw_sentence_end} vs {base.raw_sentence_end} of {len(base.tokens)}"
     )
