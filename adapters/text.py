@@ -5,10 +5,14 @@ words, and only as a last resort inside a word. A fenced code block (```) is nev
 middle of a chunk: when one alone is longer than the limit, its fence is closed at the end of each
 chunk and reopened (with its language tag) at the start of the next, so every chunk renders.
 
+Inside a paragraph, a cut between sentences or words never falls within an inline span (`code`,
+**bold**, ~~strike~~, a [link](url)) that fits whole: every chunk parses as the Markdown it was, so
+each platform's conversion of a chunk (adapters/telegram/formatting.py, adapters/slack/blocks.py)
+never meets half an entity.
+
 Limits used by the senders (``PLATFORM_LIMITS``): Discord 2000 characters, Telegram 4096 UTF-16
-code units (Telegram counts that way, so emoji cost two), Slack 3000 characters per chunk (the
-section-block limit; Slack accepts far more in ``text`` but long walls of text read badly and get
-truncated past 40,000).
+code units (Telegram counts that way, so emoji cost two), Slack 12,000 characters (the most one
+Block Kit ``markdown`` block, and one payload of them, holds).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ def utf16_length(text: str) -> int:
 PLATFORM_LIMITS: dict[str, tuple[int, Measure]] = {
     "discord": (2000, len),
     "telegram": (4096, utf16_length),
-    "slack": (3000, len),
+    "slack": (12_000, len),
 }
 
 
@@ -116,9 +120,36 @@ def _split_by(text: str, limit: int, measure: Measure, level: int) -> list[str]:
     if level >= len(_LEVELS):
         return _hard_cut(text, limit, measure)
     parts: list[str] = []
-    for part in _LEVELS[level](text):
+    for part in _keep_spans_whole(_LEVELS[level](text)):
         parts.extend(_split_by(part, limit, measure, level + 1))
     return _pack([(" ", part) for part in parts], limit, measure)
+
+
+_CODE_SPAN = re.compile(r"`[^`]*`")
+_OPEN_LINK = re.compile(r"\[[^\]]*$|\]\([^)]*$")
+
+
+def _opens_span(text: str) -> bool:
+    """True when ``text`` leaves an inline Markdown span open: `code`, **bold**, ~~strike~~ or a [link](url)."""
+    if text.count("`") % 2:
+        return True
+    outside_code = _CODE_SPAN.sub("", text)
+    return (
+        outside_code.count("**") % 2 == 1 or outside_code.count("~~") % 2 == 1 or bool(_OPEN_LINK.search(outside_code))
+    )
+
+
+def _keep_spans_whole(parts: list[str]) -> list[str]:
+    """Rejoin sentences or words that sit inside one inline span, so no cut falls within it (while it fits)."""
+    out: list[str] = []
+    pending: list[str] = []
+    for part in parts:
+        pending.append(part)
+        if not _opens_span(" ".join(pending)):
+            out.append(" ".join(pending))
+            pending = []
+    # A marker never closed is a literal character, not a span: its parts stay separate.
+    return out + pending
 
 
 def _hard_cut(text: str, limit: int, measure: Measure) -> list[str]:

@@ -20,10 +20,10 @@ import discord
 from discord.http import HTTPClient, handle_message_parameters
 
 from adapters.base import SendError
+from adapters.discord.formatting import render_markdown
 from adapters.discord.settings import DiscordSettings
 from adapters.egress_limits import EgressLimits, RateLimitedError
 from adapters.live import LiveTarget, StreamingSettings
-from adapters.text import PLATFORM_LIMITS, split_message
 from gateway.shared.envelope import Attachment, Reply
 
 __all__ = ["DiscordSender"]
@@ -95,8 +95,7 @@ class DiscordSender:
             reference = {"message_id": reply.reply_to, "channel_id": channel, "fail_if_not_exists": False}
             if reply.hints.get("guild_id"):
                 reference["guild_id"] = reply.hints["guild_id"]
-        limit, measure = PLATFORM_LIMITS["discord"]
-        chunks = split_message(reply.text, limit, measure=measure)
+        chunks = render_markdown(reply.text)
         sent: list[str] = []
         for index, chunk in enumerate(chunks):
             # Attachments ride on the last text message, or on a message of their own.

@@ -241,7 +241,9 @@ class DiscordSimulator(SimServer):
             return _json({"message": "Unknown Channel", "code": 10003}, status=404)
         content = str(payload.get("content") or "")
         if len(content) > 2000:
-            return _json({"message": "Invalid Form Body", "code": 50035}, status=400)
+            too_long = {"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2000 or fewer in length."}
+            body = {"message": "Invalid Form Body", "code": 50035, "errors": {"content": {"_errors": [too_long]}}}
+            return _json(body, status=400)
         if not content and not files:
             return _json({"message": "Cannot send an empty message", "code": 50006}, status=400)
         message_id = self.snowflake()

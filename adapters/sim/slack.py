@@ -3,7 +3,10 @@
 Web API: ``POST /api/<method>`` (point ``AsyncWebClient(base_url=f"{sim.base_url}")`` at it; the base URL
 ends in ``/api/``): ``auth.test`` (form), ``chat.postMessage`` (JSON), the external file upload
 (``files.getUploadURLExternal``, the upload URL, ``files.completeUploadExternal``). A 429 carries an
-integer ``Retry-After`` header and ``{"ok": false, "error": "ratelimited"}``.
+integer ``Retry-After`` header and ``{"ok": false, "error": "ratelimited"}``. ``chat.postMessage`` checks
+``text`` and ``blocks`` as Slack does (``adapters.sim.slack_blocks``: block types, the 12,000 characters of
+``markdown`` blocks, ``msg_too_long``) and refuses with ``invalid_blocks`` and its ``errors`` list otherwise;
+the record's ``text`` is what a user reads (the ``markdown`` blocks when there are any).
 
 Streaming: ``chat.startStream`` (in a thread; ``recipient_user_id`` and ``recipient_team_id`` are needed
 outside DMs), ``chat.appendStream``, ``chat.stopStream``, ``chat.update`` and ``assistant.threads.setStatus``
@@ -40,6 +43,7 @@ from aiohttp import web
 from adapters.sim.common import SentRecord, SimServer
 from adapters.sim.files import SimFile, sample_photo
 from adapters.sim.ogg import is_ogg, tiny_opus_ogg
+from adapters.sim.slack_blocks import blocks_error, shown_text
 
 __all__ = ["DEFAULT_SLACK_TOKEN", "SlackSimulator", "sign_slack_request"]
 
@@ -405,6 +409,9 @@ class SlackSimulator(SimServer):
         text = str(params.get("text") or "")
         if not text and not params.get("blocks"):
             return {"ok": False, "error": "no_text"}
+        refusal = blocks_error(text, params.get("blocks"))
+        if refusal is not None:
+            return refusal
         ts = self._next_ts()
         self.message_authors[ts] = self.bot_user_id
         thread_ts = params.get("thread_ts")
@@ -412,7 +419,7 @@ class SlackSimulator(SimServer):
             SentRecord(
                 method="chat.postMessage",
                 chat_id=channel,
-                text=text,
+                text=shown_text(text, params.get("blocks")),  # the blocks when there are any: what users read
                 thread_id=thread_ts,
                 reply_to=thread_ts,
                 message_id=ts,

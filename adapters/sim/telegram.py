@@ -5,6 +5,10 @@ are JSON-encoded (docs/decisions.md, "Platform limits"); answers are ``{"ok": tr
 ``{"ok": false, "error_code": n, "description": ..., "parameters": {"retry_after": s}}``.
 Point the library at it with ``base_url=f"{sim.base_url}/bot"`` and ``base_file_url=f"{sim.base_url}/file/bot"``.
 
+A ``sendMessage`` with ``entities`` is checked as Telegram checks them (``adapters.sim.telegram_entities``:
+UTF-16 bounds, types, nesting) and refused with ``400 Bad Request: can't parse entities: ...`` otherwise;
+``sim.refuse_entities = n`` refuses the next ``n`` valid ones too (to test a sender's plain-text fallback).
+
 ``POST /_sim/user_message`` body: ``{"chat_id": 42, "user_id": 7, "text": "hi", "chat_type": "private"|"group",
 "thread_id": null, "reply_to": null, "mention": false, "voice": false, "photo": false}`` (``photo``: a sample 1600x1200 JPEG, served from the simulator's file host).
 
@@ -31,6 +35,7 @@ from aiohttp import web
 from adapters.sim.common import SentRecord, SimServer
 from adapters.sim.files import SimFile, image_size, sample_photo, thumbnail
 from adapters.sim.ogg import is_ogg, tiny_opus_ogg
+from adapters.sim.telegram_entities import entity_error
 
 __all__ = ["DEFAULT_TELEGRAM_TOKEN", "TelegramSimulator"]
 
@@ -69,6 +74,7 @@ class TelegramSimulator(SimServer):
         self.files: dict[str, bytes] = {}
         self.file_paths: dict[str, str] = {}  # file_id -> the file_path getFile answers (photos/…, documents/…)
         self.file_types: dict[str, str] = {}
+        self.refuse_entities = 0  # > 0: refuse that many valid entity lists, as Telegram sometimes does
         self._update_ids = iter(range(1, 10**9))
         self._new_update = asyncio.Condition()
         self._delivery_tasks: set[asyncio.Task[None]] = set()
@@ -363,7 +369,17 @@ class TelegramSimulator(SimServer):
             raise _ApiError(400, "Bad Request: message text is empty")
         if len(text.encode("utf-16-le")) // 2 > 4096:
             raise _ApiError(400, "Bad Request: message is too long")
-        return await self._store_sent("sendMessage", params, {"text": text})
+        content: dict[str, Any] = {"text": text}
+        entities = params.get("entities")
+        if entities is not None:
+            problem = entity_error(text, entities)
+            if problem is None and self.refuse_entities > 0:
+                self.refuse_entities -= 1
+                problem = "can't parse entities: Unsupported start tag at byte offset 0"
+            if problem is not None:
+                raise _ApiError(400, f"Bad Request: {problem}")
+            content["entities"] = entities
+        return await self._store_sent("sendMessage", params, content)
 
     async def _m_sendVoice(self, params: dict[str, Any], files: dict[str, _Upload]) -> Any:
         return await self._send_file("sendVoice", params, files)

@@ -1,4 +1,4 @@
-"""The outbound half on Slack: ``chat.postMessage`` in the thread, in mrkdwn, split; files via the upload API."""
+"""The outbound half on Slack: ``chat.postMessage`` in the thread, split, as Block Kit markdown; files via the upload API."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from adapters.base import SendError
 from adapters.egress_limits import EgressLimits, RateLimitedError
 from adapters.live import LiveTarget, StreamingSettings
-from adapters.slack.mrkdwn import markdown_to_mrkdwn
+from adapters.slack.blocks import render_markdown
 from adapters.slack.settings import SlackSettings
-from adapters.text import PLATFORM_LIMITS, split_message
 from gateway.shared.envelope import Reply
 
 __all__ = ["SlackSender"]
@@ -38,12 +37,11 @@ class SlackSender:
     async def send(self, reply: Reply) -> list[str]:
         channel = reply.conversation_id
         thread_ts = reply.hints.get("thread_ts") or reply.thread_id or reply.reply_to
-        limit, measure = PLATFORM_LIMITS["slack"]
         sent: list[str] = []
-        # Convert first, then split: escaping (&amp;) makes the text longer.
-        for chunk in split_message(markdown_to_mrkdwn(reply.text), limit, measure=measure):
+        # Split, then each part is one Block Kit markdown block; ``text`` is the notification's plain fallback.
+        for part in render_markdown(reply.text):
             post = functools.partial(
-                self._client.chat_postMessage, channel=channel, text=chunk, thread_ts=thread_ts, mrkdwn=True
+                self._client.chat_postMessage, channel=channel, text=part.text, blocks=part.blocks, thread_ts=thread_ts
             )
             response = await self._limits.call("slack", channel, functools.partial(self._call, post))
             sent.append(str(response.get("ts")))

@@ -1,4 +1,4 @@
-"""The outbound half on Telegram: Bot API calls over REST, split, threaded and rate limited centrally."""
+"""The outbound half on Telegram: Bot API calls over REST, split, formatted as entities, threaded and rate limited centrally."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import datetime as dt
 import functools
 import logging
 
-from telegram import Bot, Message, ReplyParameters
+from telegram import Bot, Message, MessageEntity, ReplyParameters
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 
 from adapters.base import SendError
 from adapters.egress_limits import EgressLimits, RateLimitedError
 from adapters.live import LiveTarget, StreamingSettings
+from adapters.telegram.formatting import TelegramPart, render_markdown, send_formatted
 from adapters.telegram.settings import TelegramSettings
-from adapters.text import PLATFORM_LIMITS, split_message
 from gateway.shared.envelope import Attachment, Reply
 
 __all__ = ["TelegramSender"]
@@ -49,16 +49,18 @@ class TelegramSender:
         if thread is None and reply.thread_id is not None:
             thread = int(reply.thread_id)
         reply_to = ReplyParameters(int(reply.reply_to), allow_sending_without_reply=True) if reply.reply_to else None
-        limit, measure = PLATFORM_LIMITS["telegram"]
         sent: list[str] = []
-        # Plain text (no parse_mode): nothing to escape, and model output never breaks the request.
-        for chunk in split_message(reply.text, limit, measure=measure):
+        # Split, then each part's Markdown becomes text plus entities (no parse_mode: nothing to escape).
+        for part in render_markdown(reply.text):
             parameters = reply_to if not sent else None
 
-            async def send_text(chunk: str = chunk, parameters: ReplyParameters | None = parameters) -> Message:
-                return await self._call(
-                    bot.send_message, chat_id, chunk, reply_parameters=parameters, message_thread_id=thread
-                )
+            async def send_text(part: TelegramPart = part, parameters: ReplyParameters | None = parameters) -> Message:
+                async def send(text: str, entities: list[MessageEntity] | None) -> Message:
+                    return await bot.send_message(
+                        chat_id, text, entities=entities, reply_parameters=parameters, message_thread_id=thread
+                    )
+
+                return await self._call(send_formatted, send, part)
 
             message = await self._limits.call("telegram", str(chat_id), send_text, is_group=is_group)
             sent.append(str(message.message_id))

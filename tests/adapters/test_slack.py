@@ -15,7 +15,6 @@ from adapters.sim.ogg import tiny_opus_ogg
 from adapters.sim.slack import SlackSimulator, sign_slack_request
 from adapters.slack import SlackSettings, build_router
 from adapters.slack.adapter import SlackAdapter
-from adapters.slack.mrkdwn import markdown_to_mrkdwn
 from adapters.slack.sender import SlackSender
 from gateway.shared.envelope import Attachment, Platform, Reply
 from tests.adapters.helpers import RecordingAdmit, eventually, free_port, serve_routers
@@ -112,22 +111,25 @@ async def test_four_deliveries_carry_one_message_id(gateway) -> None:
     assert adapter.health().extra["retries_seen"] == 3
 
 
-async def test_reply_goes_into_the_thread_in_mrkdwn(gateway, sender) -> None:
+async def test_reply_goes_into_the_thread_as_a_markdown_block(gateway, sender) -> None:
     sim, _, admit, _ = gateway
     await sim.user_message("C3", "explain", mention=True)
     await eventually(lambda: len(admit.envelopes) == 1, what="the mention")
     envelope = admit.envelopes[0]
-    ids = await sender.send(Reply.answering(envelope, "This is **important** and [a link](https://example.org)."))
+    answer = "This is **important** and [a link](https://example.org) & <more>."
+    ids = await sender.send(Reply.answering(envelope, answer))
     record = sim.sent[-1]
     assert record.method == "chat.postMessage" and record.message_id == ids[0]
     assert (record.chat_id, record.thread_id) == ("C3", envelope.message_id)
-    assert record.text == "This is *important* and <https://example.org|a link>."
+    assert record.raw["blocks"] == [{"type": "markdown", "text": answer}], "standard Markdown, nothing escaped"
+    assert record.text == answer
+    assert record.raw["text"] == "This is important and a link &amp; &lt;more&gt;.", "plain, escaped as Slack asks"
 
 
 async def test_long_reply_is_split_with_fences_balanced(gateway, sender) -> None:
     sim = gateway[0]
-    code = "```\n" + "\n".join(f"line {i} of the listing" for i in range(400)) + "\n```"
-    text = "Intro paragraph.\n\n" + code + "\n\n" + "Closing words. " * 100
+    code = "```\n" + "\n".join(f"line {i} of the listing" for i in range(1200)) + "\n```"
+    text = "Intro paragraph.\n\n" + code + "\n\n" + "Closing words. " * 400
     reply = Reply(
         platform=Platform.SLACK,
         bot_id="T",
@@ -139,10 +141,10 @@ async def test_long_reply_is_split_with_fences_balanced(gateway, sender) -> None
     ids = await sender.send(reply)
     texts = [r.text for r in sim.sent]
     assert len(ids) == len(texts) >= 3
-    assert all(len(t) <= 3000 for t in texts)
+    assert all(len(t) <= 12_000 for t in texts)
     assert all(t.count("```") % 2 == 0 for t in texts)
     assert all(r.thread_id == "5.5" for r in sim.sent)
-    assert sum(t.count("line ") for t in texts) == 400
+    assert sum(t.count("line ") for t in texts) == 1200
 
 
 async def test_injected_429_is_honoured(gateway, sender) -> None:
@@ -181,11 +183,6 @@ async def test_bad_token_is_reported_failed() -> None:
         finally:
             await adapter.stop()
             await task
-
-
-def test_markdown_conversion_leaves_code_alone() -> None:
-    assert markdown_to_mrkdwn("`**x**` and **y**") == "`**x**` and *y*"
-    assert markdown_to_mrkdwn("# Title\n- a < b") == "*Title*\n• a &lt; b"
 
 
 async def test_socket_mode_receives_and_acks_events() -> None:

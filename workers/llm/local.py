@@ -23,6 +23,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from workers.llm.sampling import SAMPLING, Sampling, finish_text
+
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
@@ -96,14 +98,25 @@ class SmolLM2:
             log.info("loaded %s in %.2f s", self.model_path.name, time.perf_counter() - started)
         return self._llama
 
-    def generate(self, messages: list[dict[str, Any]], max_tokens: int, temperature: float) -> dict[str, Any]:
-        """Blocking: the OpenAI-shaped completion dict llama-cpp-python returns (chat template from the GGUF)."""
+    def generate(
+        self,
+        messages: list[dict[str, Any]],
+        max_tokens: int,
+        temperature: float,
+        *,
+        sampling: Sampling = SAMPLING,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        """Blocking: the OpenAI-shaped completion dict llama-cpp-python returns (chat template from the GGUF).
+
+        Sampling is ``workers.llm.sampling.SAMPLING``; the text is as generated (``finish_text`` trims it).
+        """
         with self._lock:
             model = self._model()
             result = model.create_chat_completion(
                 messages=messages,  # type: ignore[arg-type]
-                max_tokens=max_tokens,
-                temperature=temperature,
+                seed=seed,
+                **sampling.llama_kwargs(max_tokens, temperature),
             )
             return dict(result)  # type: ignore[arg-type]
 
@@ -124,9 +137,8 @@ class SmolLM2:
             pieces = 0
             stream = model.create_chat_completion(
                 messages=messages,  # type: ignore[arg-type]
-                max_tokens=max_tokens,
-                temperature=temperature,
                 stream=True,
+                **SAMPLING.llama_kwargs(max_tokens, temperature),  # as ``generate``: the same choice streamed
             )
             for chunk in stream:
                 if stop.is_set():
@@ -179,7 +191,9 @@ def _make_handler(litellm: ModuleType) -> Any:
 
         def _fill(self, response: ModelResponse, model: str, result: dict[str, Any]) -> ModelResponse:
             choice = result["choices"][0]
-            response.choices[0].message.content = str(choice["message"].get("content") or "").strip()  # type: ignore[union-attr]
+            response.choices[0].message.content = finish_text(
+                choice["message"].get("content"), choice.get("finish_reason")
+            )  # type: ignore[union-attr]
             response.choices[0].finish_reason = choice.get("finish_reason") or "stop"
             usage = result.get("usage") or {}
             response.usage = Usage(  # type: ignore[attr-defined]
