@@ -157,11 +157,12 @@ async def _warm_up(base_llm: Any, memory: Any, llm_settings: Any) -> None:
     provider chain is built by the ``llm_resilience`` patch as the stack is (``patches.llm_resilience``).
     """
     from workers.llm.client import LiteLLMClient
-    from workers.llm.litellm_loader import load_litellm
+    from workers.llm.litellm_loader import load_litellm, warm_litellm
     from workers.llm.local import LOCAL_PROVIDER, SmolLM2
 
     if isinstance(base_llm, LiteLLMClient):
         await asyncio.to_thread(load_litellm)
+        await warm_litellm()
         first = llm_settings.providers[0].model if llm_settings.providers else base_llm.model
         if first.startswith(f"{LOCAL_PROVIDER}/"):
             try:
