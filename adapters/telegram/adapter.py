@@ -103,7 +103,9 @@ class TelegramAdapter:
         delay = 1.0
         while not self._supervisor.stopping.is_set():
             try:
-                updates = await bot.get_updates(offset=offset, timeout=_POLL_TIMEOUT_S, allowed_updates=["message"])
+                updates = await self._fetch_unless_stopping(bot, offset)
+                if updates is None:
+                    return  # stopping: the batch in flight was not confirmed, so Telegram serves it again
             except InvalidToken:
                 raise
             except TelegramError as exc:
@@ -119,6 +121,23 @@ class TelegramAdapter:
             if updates:
                 await self._store_batch(bot, updates)
                 offset = updates[-1].update_id + 1
+
+    async def _fetch_unless_stopping(self, bot: Bot, offset: int | None) -> tuple[Update, ...] | None:
+        """One long poll, given up as soon as the adapter stops (a shutdown would wait out the 25 s poll)."""
+        fetch = asyncio.ensure_future(
+            bot.get_updates(offset=offset, timeout=_POLL_TIMEOUT_S, allowed_updates=["message"])
+        )
+        stopping = asyncio.ensure_future(self._supervisor.stopping.wait())
+        try:
+            await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not fetch.done():
+            fetch.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TelegramError):
+                await fetch
+            return None
+        return fetch.result()
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
