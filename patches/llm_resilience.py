@@ -144,12 +144,9 @@ class ResilientLLM:
     async def complete(self, request: LLMRequest) -> LLMResult:
         started = time.perf_counter()
         messages = self._trimmed(request)
-        lookup = None
-        if self._cache is not None:
-            lookup = await self._cache.lookup(self.chain_models, request, messages)
-            if lookup.result is not None:
-                lookup.result.latency_ms = (time.perf_counter() - started) * 1000
-                return lookup.result
+        lookup = await self._lookup(request, messages, started)
+        if lookup is not None and lookup.result is not None:
+            return lookup.result
         errors: dict[str, str] = {}  # link label -> its last error; a link that answered on a retry is not listed
         answer: LLMResult | None = None
         retry_last: tuple[ChainLink, BaseException] | None = None  # the last provider that may heal on a retry
@@ -269,16 +266,22 @@ class ResilientLLM:
             raise
         return result_from_response(response, link.model, (time.perf_counter() - started) * 1000)
 
+    async def _lookup(self, request: LLMRequest, messages: list[dict[str, Any]], started: float) -> Any:
+        """The cache's lookup of this request (a hit carries its result, its latency set); None without a cache."""
+        if self._cache is None:
+            return None
+        lookup = await self._cache.lookup(self.chain_models, request, messages)
+        if lookup.result is not None:
+            lookup.result.latency_ms = (time.perf_counter() - started) * 1000
+        return lookup
+
     async def stream(self, request: LLMRequest) -> AsyncIterator[Delta]:
         started = time.perf_counter()
         messages = self._trimmed(request)
-        lookup = None
-        if self._cache is not None:
-            lookup = await self._cache.lookup(self.chain_models, request, messages)
-            if lookup.result is not None:
-                lookup.result.latency_ms = (time.perf_counter() - started) * 1000
-                yield Delta(text=lookup.result.text, result=lookup.result)
-                return
+        lookup = await self._lookup(request, messages, started)
+        if lookup is not None and lookup.result is not None:
+            yield Delta(text=lookup.result.text, result=lookup.result)
+            return
         errors: list[str] = []
         for link in self.links:
             said: list[str] = []
