@@ -173,13 +173,14 @@ class WorkerContext:
         waited = time.perf_counter()
         attempt = await self._wait_turn(message)
         waited = time.perf_counter() - waited
-        if self.ledger.exhausted(attempt):
-            return await self._abandon(message, attempt - 1)
-        if message.begun.previous_state == "sending":
-            log.warning("key=%s: the previous worker died while sending; sending again", message.key)
-        # "typing…" from here on, and the answer as it is written (the handler finds it: current_live)
+        # "typing…" from here on, and the answer as it is written (the handler finds it: current_live). An
+        # earlier attempt's streamed message is resumed: the answer, or the apology, finishes that message.
         live = await self.egress.open_live(message.key, message.token, message.envelope, self.streaming)
         try:
+            if self.ledger.exhausted(attempt):
+                return await self._abandon(message, attempt - 1, live)
+            if message.begun.previous_state == "sending":
+                log.warning("key=%s: the previous worker died while sending; sending again", message.key)
             return await self._handle(message, stack, waited, live)
         finally:
             if live is not None:
@@ -273,7 +274,7 @@ class WorkerContext:
         await retry_infrastructure(lambda: self.ledger.release(message.key, message.token, delay), "release")
         return Outcome.RETRY
 
-    async def _abandon(self, message: _Message, attempts: int) -> Outcome:
+    async def _abandon(self, message: _Message, attempts: int, live: RemoteLive | None = None) -> Outcome:
         """Its handling began max_attempts times and never finished (its workers died): apologise, record why."""
         log.error("abandoning key=%s after %d attempts: answering with an apology", message.key, attempts)
         reply = Reply.answering(message.envelope, EXHAUSTED_REPLY, reason="abandoned")
@@ -284,7 +285,7 @@ class WorkerContext:
             finished = False
             if commit is Commit.OK:
                 with contextlib.suppress(DeliveryFailed):
-                    report.reply_ids = await self.egress.deliver(reply, self._finisher(message, "abandoned"))
+                    report.reply_ids = await self.egress.deliver(reply, self._finisher(message, "abandoned"), live=live)
                     finished = True
             if not finished:
                 await self._finish(message, "abandoned")
