@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
 import random
 import statistics
 import time
@@ -31,7 +32,8 @@ from workers.emotion.model import bundled_document
 from workers.emotion.train import cross_validated_predictions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO_ROOT / ".." / "shared" / "data" / "goemotions" / "ekman-dev.tsv"
+# Where the dataset lives is the caller's to say: --data, or $PATCHBAY_GOEMOTIONS_TSV.
+DEFAULT_DATA = os.environ.get("PATCHBAY_GOEMOTIONS_TSV")
 RANDOM_SEEDS = 20
 
 
@@ -72,7 +74,13 @@ async def predict_timed(messages: Sequence[LabelledMessage]) -> tuple[list[str],
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        required=DEFAULT_DATA is None,
+        help="the GoEmotions dev split in Ekman format (ekman-dev.tsv); or $PATCHBAY_GOEMOTIONS_TSV",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--cv", action="store_true", help="also report 5-fold cross-validated figures")
     args = parser.parse_args(argv)

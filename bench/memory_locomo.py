@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import re
 import statistics
 import sys
@@ -39,7 +40,8 @@ from patches.memory_enhancement import MemoryEnhancementConfig, MultiQueryMemory
 from workers.components import Memory, Recalled, RecallQuery, Scope, Turn  # noqa: E402
 from workers.memory import SqlMemory  # noqa: E402
 
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "locomo" / "locomo-dev.json"
+# Where the dataset lives is the caller's to say: --data, or $PATCHBAY_LOCOMO_JSON.
+DEFAULT_DATA = os.environ.get("PATCHBAY_LOCOMO_JSON")
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 KS = (5, 10)
 _EVIDENCE = re.compile(r"D:?(\d+):0*(\d+)")
@@ -321,7 +323,13 @@ def print_cleaning(cleaning: Cleaning) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        required=DEFAULT_DATA is None,
+        help="the LoCoMo dev set (locomo-dev.json); or $PATCHBAY_LOCOMO_JSON",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object {base, enhanced}")
     parser.add_argument(
         "--cv", action="store_true", help="leave-one-conversation-out: tune on the rest, score held out"
