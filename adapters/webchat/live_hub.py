@@ -17,6 +17,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from adapters.webchat.subscription import subscribe_forever
 from gateway.shared.keys import WEBCHAT_STREAM_CHANNEL, webchat_stream
 
 __all__ = ["LiveHub"]
@@ -62,21 +63,10 @@ class LiveHub:
         return json.loads(raw) if raw else None
 
     async def _listen(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(WEBCHAT_STREAM_CHANNEL)
-                    self._subscribed.set()
-                    delay = 0.5
-                    async for message in pubsub.listen():
-                        self._deliver(message.get("data"))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a lost subscription costs partial text only: the final reply has its own path
-                log.warning("web chat stream subscription lost (%r); resubscribing in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
+        # A lost subscription costs partial text only: the final reply has its own path.
+        await subscribe_forever(
+            self.redis, WEBCHAT_STREAM_CHANNEL, self._deliver, subscribed=self._subscribed, what="web chat stream"
+        )
 
     def _deliver(self, data: object) -> None:
         try:

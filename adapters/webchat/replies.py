@@ -16,6 +16,7 @@ import logging
 from redis.asyncio import Redis
 
 from adapters.webchat.outbound import REPLY_CHANNEL, reply_key
+from adapters.webchat.subscription import subscribe_forever
 from gateway.shared.envelope import Reply, parse_reply
 
 __all__ = ["ReplyWaiter"]
@@ -93,23 +94,14 @@ class ReplyWaiter:
         return parse_reply(json.loads(raw)) if raw else None
 
     async def _listen(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(REPLY_CHANNEL)
-                    if self._subscribed.is_set():
-                        await self._collect_missed()
-                    self._subscribed.set()
-                    delay = 0.5
-                    async for message in pubsub.listen():
-                        self._deliver(message.get("data"))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("web chat reply subscription lost (%r); resubscribing in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
+        await subscribe_forever(
+            self.redis,
+            REPLY_CHANNEL,
+            self._deliver,
+            subscribed=self._subscribed,
+            what="web chat reply",
+            on_resubscribe=self._collect_missed,
+        )
 
     async def _collect_missed(self) -> None:
         """Replies announced while we were not subscribed (a Redis restart) are still stored: pick them up."""

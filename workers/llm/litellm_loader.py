@@ -61,4 +61,4 @@ async def warm_litellm() -> None:
         ]
         litellm.stream_chunk_builder(chunks, messages=messages)
     except Exception as exc:  # only a warm-up: the first real call pays what is left
-        log.debug("litellm warm-up incomplete: %r", exc)
+        log.warning("litellm warm-up incomplete (the first messages pay the rest): %r", exc)
